@@ -1,0 +1,229 @@
+"""The ``recsys`` command line: build and manage indexes, search, similar items, evaluation."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from recsys.errors import RecsysError
+from recsys.settings import Settings
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        return int(args.func(args, settings) or 0)
+    except RecsysError as exc:
+        print(f"recsys: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE if exc.code in {"invalid_request", "bad_setting"} else EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="recsys", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    index = sub.add_parser("index", help="build and manage index versions").add_subparsers(dest="action",
+                                                                                          required=True)
+    build = index.add_parser("build", help="build a new index version from a catalogue and publish it")
+    build.add_argument("--catalogue", type=Path, required=True, help="a .jsonl or .csv catalogue")
+    build.set_defaults(func=cmd_build)
+    listing = index.add_parser("list", help="list index versions (* marks the published one)")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_list)
+    rollback = index.add_parser("rollback", help="publish the previous version (or --to VERSION)")
+    rollback.add_argument("--to", help="the version to publish")
+    rollback.set_defaults(func=cmd_rollback)
+
+    search = sub.add_parser("search", help="search products")
+    search.add_argument("query")
+    _result_options(search)
+    search.set_defaults(func=cmd_search)
+    similar = sub.add_parser("similar", help="products similar to one product")
+    similar.add_argument("product_id")
+    _result_options(similar)
+    similar.set_defaults(func=cmd_similar)
+    recommend = sub.add_parser("recommend", help="products for a cart or a session")
+    recommend.add_argument("positive", nargs="+", help="product ids the shopper likes")
+    recommend.add_argument("--negative", nargs="*", default=[], help="product ids to steer away from")
+    _result_options(recommend)
+    recommend.set_defaults(func=cmd_recommend)
+
+    ev = sub.add_parser("eval", help="score search on judged queries (nDCG@10, Recall@100, MRR@10)")
+    ev.add_argument("--catalogue", type=Path, required=True)
+    ev.add_argument("--queries", type=Path, required=True)
+    ev.add_argument("--qrels", type=Path, required=True)
+    ev.add_argument("--rebuild", action="store_true", help="build a fresh index even if one matches")
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(func=cmd_eval)
+    return parser
+
+
+def _result_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--k", type=int, default=10, help="number of results (1..100)")
+    parser.add_argument("--offset", type=int, default=0)
+    parser.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
+                        help="category=A>B, brand=X, price_min=N, price_max=N, in_stock=true, attr.NAME=V")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def _progress_bar(description: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(desc=description, unit="text", file=sys.stderr, disable=None, dynamic_ncols=True)
+
+
+def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
+    from recsys.build import build_index
+    from recsys.runtime import load_template, make_encoder
+
+    result = _build(args.catalogue, settings, load_template(settings), make_encoder(settings), build_index)
+    for error in result.errors:
+        print(f"recsys: skipped {args.catalogue} {error}", file=sys.stderr)
+    counts = result.manifest["counts"]
+    print(f"published {result.version}: {counts['products']} products indexed, {counts['rejected']} rejected, "
+          f"{result.manifest['build_seconds']}s")
+    return 0
+
+
+def _build(catalogue: Path, settings: Settings, template: Any, encoder: Any, build_index: Any) -> Any:
+    bar = _progress_bar("embedding")
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        return build_index(catalogue, settings=settings, encoder=encoder, template=template,
+                           progress=progress, phase=lambda text: bar.set_postfix_str(text))
+    finally:
+        bar.close()
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    from recsys.store import IndexStore
+
+    store = IndexStore(settings.index_dir)
+    current = store.current()
+    rows = []
+    for version in store.versions():
+        manifest = store.manifest(version)
+        rows.append({"version": version, "published": version == current, "built_at": manifest.get("built_at"),
+                     "products": manifest["counts"]["products"], "model": manifest.get("model_name")})
+    if args.json:
+        print(json.dumps({"versions": rows, "current": current}))
+    elif not rows:
+        print(f"no index versions under {store.root}")
+    for row in rows if not args.json else []:
+        mark = "*" if row["published"] else " "
+        print(f"{mark} {row['version']}  {row['built_at']}  {row['products']} products  {row['model']}")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from recsys.store import IndexStore
+
+    version = IndexStore(settings.index_dir).rollback(args.to)
+    print(f"published {version}")
+    return 0
+
+
+def _print_results(args: argparse.Namespace, results: Any, started: float) -> int:
+    if args.json:
+        print(json.dumps({"results": results.to_list(), "index_version": results.version,
+                          "took_ms": round((time.perf_counter() - started) * 1000, 2)}, ensure_ascii=False))
+        return 0
+    for rank, item in enumerate(results.to_list(), start=1 + args.offset):
+        extras = "  ".join(str(item[key]) for key in ("brand", "price") if key in item)
+        print(f"{rank:3d}. {item['score']:.3f}  {item['id']}  {item['title']}  {extras}".rstrip())
+    return 0
+
+
+def _filters(args: argparse.Namespace) -> Any:
+    from recsys.errors import InvalidRequestError
+    from recsys.filters import Filters
+
+    raw: dict[str, str] = {}
+    for item in args.filter:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InvalidRequestError(f"--filter {item!r} must be KEY=VALUE", param="filter")
+        raw[key.strip()] = value
+    return Filters.parse(raw)
+
+
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    from recsys.runtime import make_engine
+
+    engine = make_engine(settings)
+    filters = _filters(args)
+    started = time.perf_counter()
+    return _print_results(args, engine.search(args.query, args.k, args.offset, filters), started)
+
+
+def cmd_similar(args: argparse.Namespace, settings: Settings) -> int:
+    from recsys.runtime import make_engine
+
+    engine = make_engine(settings)
+    filters = _filters(args)
+    started = time.perf_counter()
+    return _print_results(args, engine.similar(args.product_id, args.k, args.offset, filters), started)
+
+
+def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
+    from recsys.runtime import make_engine
+
+    engine = make_engine(settings)
+    filters = _filters(args)
+    started = time.perf_counter()
+    results = engine.recommend(args.positive, args.negative, args.k, args.offset, filters)
+    return _print_results(args, results, started)
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from recsys.build import build_index, identity
+    from recsys.catalogue import catalogue_hash, load_catalogue
+    from recsys.engine import Engine
+    from recsys.evaluation import evaluate, read_qrels, read_queries
+    from recsys.runtime import load_template, make_encoder
+    from recsys.store import IndexStore
+
+    queries = read_queries(args.queries)
+    qrels = read_qrels(args.qrels)
+    encoder = make_encoder(settings)
+    template = load_template(settings)
+    # The evaluation index lives beside the served one, keyed by catalogue: it never replaces what is served.
+    key = catalogue_hash(load_catalogue(args.catalogue).products)[:16]
+    eval_settings = replace(settings, data_dir=settings.data_dir / "eval" / key)
+    store = IndexStore(eval_settings.index_dir)
+    current = store.current()
+    wanted = identity(eval_settings, encoder, template)
+    reusable = current is not None and all(store.manifest(current).get(k) == v for k, v in wanted.items())
+    if args.rebuild or not reusable:
+        _build(args.catalogue, eval_settings, template, encoder, build_index)
+    engine = Engine(eval_settings, encoder, template, store)
+    bar = _progress_bar("querying")
+    bar.total = len(queries)
+    runs = {}
+    for qid, text in queries.items():
+        runs[qid] = [item["id"] for item in engine.search(text, k=100).to_list()]
+        bar.update(1)
+    bar.close()
+    scores = evaluate(runs, qrels).to_dict()
+    if args.json:
+        print(json.dumps(scores))
+    else:
+        print("  ".join(f"{name} {value}" for name, value in scores.items()))
+    return 0

@@ -1,0 +1,182 @@
+"""Text encoders: the torch + transformers one for real use, and the interface the rest of the core sees.
+
+Everything about the model (pooling, normalisation, maximum length, query/document prefixes) is read
+from the model directory's own sentence-transformers files, so any local Hugging Face model directory
+works by setting ``RECSYS_MODEL_DIR``. Nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from recsys.errors import ModelError
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+Progress = Callable[[int], None]
+
+
+class Encoder(Protocol):
+    """Turns text into unit-length float32 vectors."""
+
+    @property
+    def identity(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def encode_documents(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the model directory declares about itself."""
+
+    path: Path
+    name: str
+    dim: int
+    max_length: int
+    pooling: str  # "mean", "cls", "max" or "lasttoken"
+    normalize: bool
+    query_prefix: str
+    document_prefix: str
+    identity: str
+
+    @classmethod
+    def read(cls, path: Path) -> ModelSpec:
+        path = Path(path)
+        config = _read_json(path / "config.json")
+        if config is None:
+            raise ModelError(f"{path} is not a Hugging Face model directory (no config.json)")
+        weights = next((path / f for f in WEIGHT_FILES if (path / f).is_file()), None)
+        if weights is None:
+            raise ModelError(f"{path} has no weights ({' or '.join(WEIGHT_FILES)})")
+        modules = _read_json(path / "modules.json") or []
+        pooling_dir = next((m.get("path", "") for m in modules if m.get("type", "").endswith("Pooling")), None)
+        pooling_cfg = _read_json(path / (pooling_dir or "1_Pooling") / "config.json") or {}
+        pooling = "mean"
+        for mode, key in (("cls", "pooling_mode_cls_token"), ("max", "pooling_mode_max_tokens"),
+                          ("lasttoken", "pooling_mode_lasttoken"), ("mean", "pooling_mode_mean_tokens")):
+            if pooling_cfg.get(key):
+                pooling = mode
+                break
+        normalize = any(m.get("type", "").endswith("Normalize") for m in modules) or not modules
+        st_config = _read_json(path / "sentence_bert_config.json") or {}
+        max_length = int(st_config.get("max_seq_length") or min(config.get("max_position_embeddings", 512), 512))
+        prompts = (_read_json(path / "config_sentence_transformers.json") or {}).get("prompts") or {}
+        dim = int(pooling_cfg.get("word_embedding_dimension") or config.get("hidden_size") or 0)
+        digest = hashlib.sha256()
+        digest.update(json.dumps([config, pooling, normalize, max_length, prompts], sort_keys=True).encode())
+        digest.update(_file_digest(weights).encode())
+        return cls(
+            path=path,
+            name=path.parent.name if path.name == "model" else path.name,
+            dim=dim,
+            max_length=max_length,
+            pooling=pooling,
+            normalize=normalize,
+            query_prefix=str(prompts.get("query", "")),
+            document_prefix=str(prompts.get("document", prompts.get("passage", ""))),
+            identity=digest.hexdigest()[:16],
+        )
+
+
+class TransformerEncoder:
+    """torch + transformers encoder. The model loads on first use, so forking servers can import this."""
+
+    def __init__(self, model_dir: Path, *, threads: int = 0, batch_size: int = 32) -> None:
+        self.spec = ModelSpec.read(model_dir)
+        self.threads = threads
+        self.batch_size = batch_size
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def identity(self) -> str:
+        return self.spec.identity
+
+    @property
+    def dim(self) -> int:
+        return self.spec.dim
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode([self.spec.query_prefix + t for t in texts], None)
+
+    def encode_documents(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        return self._encode([self.spec.document_prefix + t for t in texts], progress)
+
+    def _load(self) -> None:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        self._tokenizer = AutoTokenizer.from_pretrained(self.spec.path, local_files_only=True)
+        model = AutoModel.from_pretrained(self.spec.path, local_files_only=True)
+        self._model = model.eval()
+
+    def _encode(self, texts: list[str], progress: Progress | None) -> np.ndarray:
+        import torch
+
+        with self._lock:
+            if self._model is None:
+                self._load()
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        # Longest first, so each batch pads to similar lengths and the slowest batch is seen early.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start:start + self.batch_size]
+                encoded = self._tokenizer([texts[i] for i in batch], padding=True, truncation=True,
+                                          max_length=self.spec.max_length, return_tensors="pt")
+                hidden = self._model(**encoded).last_hidden_state
+                vectors = _pool(hidden, encoded["attention_mask"], self.spec.pooling)
+                if self.spec.normalize:
+                    vectors = torch.nn.functional.normalize(vectors, p=2, dim=1)
+                out[batch] = vectors.float().numpy()
+                if progress is not None:
+                    progress(len(batch))
+        return out
+
+
+def _pool(hidden: Any, mask: Any, mode: str) -> Any:
+    import torch
+
+    if mode == "cls":
+        return hidden[:, 0]
+    if mode == "lasttoken":
+        last = mask.sum(dim=1) - 1
+        return hidden[torch.arange(hidden.shape[0]), last]
+    expanded = mask.unsqueeze(-1).to(hidden.dtype)
+    if mode == "max":
+        return hidden.masked_fill(expanded == 0, -1e9).max(dim=1).values
+    return (hidden * expanded).sum(dim=1) / expanded.sum(dim=1).clamp(min=1e-9)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{path} is not valid JSON: {exc}") from None
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,69 @@
+"""Domain errors. The edges (CLI, API, tasks) map these to exit codes and HTTP statuses in one place each."""
+
+
+class RecsysError(Exception):
+    """Base class for every error the core raises on purpose."""
+
+    code = "error"
+
+
+class SettingsError(RecsysError):
+    """A setting from the environment could not be parsed."""
+
+    code = "bad_setting"
+
+
+class CatalogueError(RecsysError):
+    """A catalogue could not be read at all (as opposed to a bad row, which is skipped and reported)."""
+
+    code = "bad_catalogue"
+
+
+class TemplateError(RecsysError):
+    """The instruction templates are missing or malformed."""
+
+    code = "bad_template"
+
+
+class ModelError(RecsysError):
+    """The model directory is missing or incomplete."""
+
+    code = "bad_model"
+
+
+class IndexNotFoundError(RecsysError):
+    """No index has been published yet, or the requested version does not exist."""
+
+    code = "no_index"
+
+
+class IndexMismatchError(RecsysError):
+    """The index was built with another model or template than the running encoder."""
+
+    code = "index_mismatch"
+
+
+class BuildError(RecsysError):
+    """A build failed its checks; nothing was published."""
+
+    code = "build_failed"
+
+
+class InvalidRequestError(RecsysError):
+    """A request parameter is out of range or malformed. ``param`` names it."""
+
+    code = "invalid_request"
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class ProductNotFoundError(RecsysError):
+    """A product id is not in the published index."""
+
+    code = "product_not_found"
+
+    def __init__(self, product_id: str) -> None:
+        super().__init__(f"unknown product id {product_id!r}")
+        self.product_id = product_id

@@ -1,0 +1,91 @@
+"""Offline relevance evaluation the way the field does it, with ranx computing the metrics.
+
+- nDCG@10 with gain = grade − lowest grade (so the lowest grade is worth nothing);
+- Recall@100 where relevant = the top third of the grade range (grade ≥ max − (max − min)/3);
+- MRR@10 of the first product with the top grade.
+
+Each metric is averaged over the queries that have at least one relevant product under its own
+definition (trec_eval's convention). Unjudged products count as not relevant.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from recsys.errors import CatalogueError
+
+Ranking = list[str]
+Qrels = dict[str, dict[str, float]]
+
+
+@dataclass(frozen=True)
+class Scores:
+    ndcg_at_10: float
+    recall_at_100: float
+    mrr_at_10: float
+    queries: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"ndcg@10": round(self.ndcg_at_10, 4), "recall@100": round(self.recall_at_100, 4),
+                "mrr@10": round(self.mrr_at_10, 4), "queries": self.queries}
+
+
+def read_queries(path: Path) -> dict[str, str]:
+    rows = _read_tsv(path, ("query_id", "query"))
+    return {row["query_id"]: row["query"] for row in rows}
+
+
+def read_qrels(path: Path) -> Qrels:
+    qrels: Qrels = {}
+    for number, row in enumerate(_read_tsv(path, ("query_id", "product_id", "grade")), start=2):
+        try:
+            grade = float(row["grade"])
+        except ValueError:
+            raise CatalogueError(f"{path} line {number}: grade {row['grade']!r} is not a number") from None
+        qrels.setdefault(row["query_id"], {})[row["product_id"]] = grade
+    return qrels
+
+
+def evaluate(runs: Mapping[str, Ranking], qrels: Qrels) -> Scores:
+    """Score ranked product ids per query against graded judgements."""
+    from ranx import Qrels as RanxQrels
+    from ranx import Run as RanxRun
+    from ranx import evaluate as ranx_evaluate
+
+    grades = [g for judged in qrels.values() for g in judged.values()]
+    if not grades:
+        raise CatalogueError("the qrels hold no judgement")
+    low, high = min(grades), max(grades)
+    threshold = high - (high - low) / 3
+
+    def binarised(keep: Callable[[float], float]) -> RanxQrels:
+        picked = {q: {p: keep(g) for p, g in judged.items() if keep(g) > 0} for q, judged in qrels.items()}
+        return RanxQrels({q: judged for q, judged in picked.items() if judged})
+
+    # Rank-derived scores keep the given order exactly (no tie-breaking by id inside ranx).
+    run_dict = {q: {pid: float(len(ranking) - i) for i, pid in enumerate(ranking)}
+                for q, ranking in runs.items() if q in qrels}
+    for q in qrels:
+        run_dict.setdefault(q, {})
+    run_dict = {q: r if r else {"__none__": 0.0} for q, r in run_dict.items()}
+    run = RanxRun(run_dict)
+    results = {}
+    for metric, judged in (("ndcg@10", binarised(lambda g: g - low)),
+                           ("recall@100", binarised(lambda g: 1.0 if g >= threshold else 0.0)),
+                           ("mrr@10", binarised(lambda g: 1.0 if g >= high else 0.0))):
+        results[metric] = float(ranx_evaluate(judged, run, metric, make_comparable=True))
+    return Scores(results["ndcg@10"], results["recall@100"], results["mrr@10"], len(run_dict))
+
+
+def _read_tsv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
+    if not Path(path).is_file():
+        raise CatalogueError(f"file not found: {path}")
+    with Path(path).open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+        missing = [c for c in columns if c not in (reader.fieldnames or ())]
+        if missing:
+            raise CatalogueError(f"{path}: header must name {', '.join(columns)}; missing {', '.join(missing)}")
+        return [{c: (row[c] or "").strip() for c in columns} for row in reader]
