@@ -20,6 +20,7 @@ import numpy as np
 
 from recsys import __version__
 from recsys.catalogue import Product, RowError, catalogue_hash, load_catalogue
+from recsys.embcache import EmbeddingCache
 from recsys.encoder import Encoder, Progress
 from recsys.errors import BuildError
 from recsys.lexical import Lexical
@@ -58,12 +59,31 @@ def render(products: Sequence[Product], template: Template) -> Rendered:
     return Rendered(search, similar, hashes)
 
 
-def embed(texts: Sequence[str], encoder: Encoder, progress: Progress | None = None) -> np.ndarray:
-    """Embed each distinct text once (colour variants and duplicates share a text)."""
+def embed(texts: Sequence[str], encoder: Encoder, progress: Progress | None = None,
+          cache: EmbeddingCache | None = None) -> tuple[np.ndarray, int]:
+    """Vectors for ``texts``, embedding each distinct text once and only if the cache lacks it.
+
+    Returns the vectors and how many texts were actually run through the model.
+    """
     unique = list(dict.fromkeys(texts))
-    vectors = encoder.encode_documents(unique, progress)
+    if cache is None:
+        vectors, missing = np.zeros((len(unique), encoder.dim), dtype=np.float32), list(range(len(unique)))
+    else:
+        vectors, missing = cache.get(unique)
+        if progress is not None and len(unique) > len(missing):
+            progress(len(unique) - len(missing))
+    if missing:
+        fresh = encoder.encode_documents([unique[i] for i in missing], progress)
+        vectors[missing] = fresh
+        if cache is not None:
+            cache.put([unique[i] for i in missing], fresh)
     position = {text: i for i, text in enumerate(unique)}
-    return vectors[[position[t] for t in texts]] if len(unique) != len(texts) else vectors
+    out = vectors[[position[t] for t in texts]] if len(unique) != len(texts) else vectors
+    return out, len(missing)
+
+
+def embedding_cache(settings: Settings, encoder: Encoder) -> EmbeddingCache:
+    return EmbeddingCache(settings.resolved_embeddings_dir, encoder.identity, encoder.dim)
 
 
 def identity(settings: Settings, encoder: Encoder, template: Template) -> dict[str, Any]:
@@ -151,13 +171,15 @@ def build_index(catalogue: Path, *, settings: Settings, encoder: Encoder, templa
             progress(done, total)
 
     say("embedding")
-    search_vectors = embed(rendered.search, encoder, tick)
-    similar_vectors = embed(rendered.similar, encoder, tick)
+    cache = embedding_cache(settings, encoder)
+    search_vectors, embedded_search = embed(rendered.search, encoder, tick, cache)
+    similar_vectors, embedded_similar = embed(rendered.similar, encoder, tick, cache)
     with store.staging() as staged:
         manifest = assemble(staged, loaded.products, rendered, search_vectors, similar_vectors,
                             settings=settings, encoder=encoder, template=template, errors=loaded.errors,
                             phase=say)
         manifest["build_seconds"] = round(time.time() - started, 2)
+        manifest["counts"]["embedded"] = embedded_search + embedded_similar
         version = publish(store, staged, settings, manifest)
     return BuildResult(version, store.path(version), manifest, loaded.errors)
 

@@ -78,6 +78,10 @@ class Engine:
             raise IndexNotFoundError(f"no index has been published under {self.store.root}")
         return index
 
+    def state_key(self) -> str:
+        """What every cached result must be keyed by: the served version (and, later, its live delta)."""
+        return self.index.version
+
     def refresh(self) -> bool:
         """Load the published version if it is not the one being served. Returns True on a swap."""
         current = self.store.current()

@@ -44,10 +44,15 @@ class Settings:
     reindex_cron: str = "0 3 * * *"
     catalogue_path: Path | None = None  # what the nightly reindex reads
     shard_size: int = 500
+    embeddings_dir: Path | None = None  # None: <data_dir>/embeddings
 
     @property
     def resolved_model_dir(self) -> Path:
         return self.model_dir if self.model_dir is not None else default_model_dir()
+
+    @property
+    def resolved_embeddings_dir(self) -> Path:
+        return self.embeddings_dir if self.embeddings_dir is not None else self.data_dir / "embeddings"
 
     @property
     def index_dir(self) -> Path:

@@ -1,0 +1,79 @@
+"""Shared fixtures: one real encoder and one index of the fixture catalogue per test session."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from recsys.build import BuildResult, build_index
+from recsys.encoder import TransformerEncoder
+from recsys.engine import Engine
+from recsys.settings import PROJECT_ROOT, Settings
+from recsys.store import IndexStore
+from recsys.templates import Template
+
+FIXTURES = PROJECT_ROOT / "fixtures"
+SUBSET = 300  # products in the small catalogue most tests build from
+
+
+@pytest.fixture(scope="session")
+def base_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    data = tmp_path_factory.mktemp("data")
+    return Settings.from_env({}, data_dir=data, embeddings_dir=data / "embeddings", annoy_trees=16,
+                             torch_threads=int(os.environ.get("RECSYS_TEST_THREADS", "0")))
+
+
+@pytest.fixture(scope="session")
+def encoder(base_settings: Settings) -> TransformerEncoder:
+    return TransformerEncoder(base_settings.resolved_model_dir, threads=base_settings.torch_threads)
+
+
+@pytest.fixture(scope="session")
+def template(base_settings: Settings) -> Template:
+    return Template.load(base_settings.templates_path)
+
+
+@pytest.fixture(scope="session")
+def fixture_catalogue() -> Path:
+    return FIXTURES / "catalogue.jsonl"
+
+
+@pytest.fixture(scope="session")
+def small_catalogue(tmp_path_factory: pytest.TempPathFactory, fixture_catalogue: Path) -> Path:
+    """The first SUBSET products of the fixture catalogue."""
+    path = tmp_path_factory.mktemp("catalogue") / "small.jsonl"
+    lines = fixture_catalogue.read_text(encoding="utf-8").splitlines()[:SUBSET]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def full_build(base_settings: Settings, encoder: TransformerEncoder, template: Template,
+               fixture_catalogue: Path) -> tuple[Settings, BuildResult]:
+    """The whole fixture catalogue, built once per session into its own data directory."""
+    settings = replace(base_settings, data_dir=base_settings.data_dir / "full")
+    return settings, build_index(fixture_catalogue, settings=settings, encoder=encoder, template=template)
+
+
+@pytest.fixture(scope="session")
+def full_engine(full_build: tuple[Settings, BuildResult], encoder: TransformerEncoder,
+                template: Template) -> Engine:
+    settings, _ = full_build
+    return Engine(settings, encoder, template, IndexStore(settings.index_dir))
+
+
+@pytest.fixture
+def settings(base_settings: Settings, tmp_path: Path) -> Settings:
+    """Settings with a fresh, empty data directory for tests that build and publish."""
+    return replace(base_settings, data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def fixture_products() -> Iterator[dict]:
+    with (FIXTURES / "catalogue.jsonl").open(encoding="utf-8") as fh:
+        yield (json.loads(line) for line in fh)
