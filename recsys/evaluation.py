@@ -59,6 +59,8 @@ def evaluate(runs: Mapping[str, Ranking], qrels: Qrels) -> Scores:
     if not grades:
         raise CatalogueError("the qrels hold no judgement")
     low, high = min(grades), max(grades)
+    if low == high:  # one grade only: every judged product is relevant
+        low = high - 1
     threshold = high - (high - low) / 3
 
     def binarised(keep: Callable[[float], float]) -> RanxQrels:

@@ -68,7 +68,9 @@ class IndexStore:
 
     @staticmethod
     def new_version_name() -> str:
-        return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{uuid.uuid4().hex[:6]}"
+        now = time.time()
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{int(now % 1 * 1e6):06d}"
+        return f"{stamp}-{uuid.uuid4().hex[:6]}"
 
     @contextmanager
     def staging(self) -> Iterator[Path]:

@@ -1,0 +1,61 @@
+"""The evaluation command's metrics, checked against values computed by hand."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from recsys.errors import CatalogueError
+from recsys.evaluation import evaluate, read_qrels, read_queries
+
+
+def test_metrics_match_hand_computed_values() -> None:
+    # Grades 1..4: gain = grade - 1; relevant for recall = grade >= 3; MRR target = grade 4.
+    qrels = {
+        "q1": {"a": 4, "b": 3, "c": 1, "d": 2},
+        "q2": {"x": 3, "y": 1},
+        "q3": {"z": 1},  # nothing relevant under any metric: excluded from every mean
+    }
+    runs = {"q1": ["c", "b", "a", "e"], "q2": ["y", "w"], "q3": ["z"]}
+    scores = evaluate(runs, qrels)
+    # q1: gains in ranked order 0, 2, 3, 0; ideal 3, 2, 1.
+    dcg1 = 2 / math.log2(3) + 3 / math.log2(4)
+    idcg1 = 3 / math.log2(2) + 2 / math.log2(3) + 1 / math.log2(4)
+    # q2: x (gain 2) is not retrieved.
+    assert scores.ndcg_at_10 == pytest.approx((dcg1 / idcg1 + 0.0) / 2, abs=1e-6)
+    # recall@100: q1 finds a and b of {a, b}; q2 finds nothing of {x}.
+    assert scores.recall_at_100 == pytest.approx((1.0 + 0.0) / 2)
+    # MRR@10: only q1 has a grade-4 product, first at rank 3.
+    assert scores.mrr_at_10 == pytest.approx(1 / 3)
+
+
+def test_perfect_ranking_scores_one() -> None:
+    qrels = {"q": {"a": 4, "b": 3, "c": 2}}
+    scores = evaluate({"q": ["a", "b", "c"]}, qrels)
+    assert (scores.ndcg_at_10, scores.recall_at_100, scores.mrr_at_10) == pytest.approx((1.0, 1.0, 1.0))
+
+
+def test_a_query_with_no_results_counts_as_zero() -> None:
+    scores = evaluate({}, {"q": {"a": 4, "b": 1}})
+    assert (scores.ndcg_at_10, scores.recall_at_100, scores.mrr_at_10) == (0.0, 0.0, 0.0)
+
+
+def test_a_single_grade_means_every_judged_product_is_relevant() -> None:
+    scores = evaluate({"q": ["x", "a"]}, {"q": {"a": 1}})
+    assert scores.mrr_at_10 == pytest.approx(0.5)
+    assert scores.recall_at_100 == pytest.approx(1.0)
+
+
+def test_reading_tsv_files(tmp_path: Path) -> None:
+    (tmp_path / "q.tsv").write_text("query_id\tquery\n1\trunning shoes\n")
+    (tmp_path / "r.tsv").write_text("query_id\tproduct_id\tgrade\n1\tp1\t3\n1\tp2\t1\n")
+    assert read_queries(tmp_path / "q.tsv") == {"1": "running shoes"}
+    assert read_qrels(tmp_path / "r.tsv") == {"1": {"p1": 3.0, "p2": 1.0}}
+    (tmp_path / "bad.tsv").write_text("query_id\tproduct_id\tgrade\n1\tp1\thigh\n")
+    with pytest.raises(CatalogueError, match="line 2"):
+        read_qrels(tmp_path / "bad.tsv")
+    (tmp_path / "nohead.tsv").write_text("1\tp1\t3\n")
+    with pytest.raises(CatalogueError, match="header"):
+        read_qrels(tmp_path / "nohead.tsv")
