@@ -51,16 +51,23 @@ class BuildResult:
     errors: list[RowError] = field(default_factory=list)
 
 
-def render(products: Sequence[Product], template: Template) -> Rendered:
-    bands = price_bands(products)
+def render(products: Sequence[Product], template: Template, bands: dict[str, int] | None = None) -> Rendered:
+    """Render ``products``; ``bands`` are the catalogue's price bands when rendering only a shard of it."""
+    bands = price_bands(products) if bands is None else bands
     search = [template.render_document(p, bands.get(p.id)) for p in products]
     similar = [template.render_similar(p, bands.get(p.id)) for p in products]
-    hashes = [hashlib.sha256(f"{s}\x00{m}".encode()).hexdigest()[:24] for s, m in zip(search, similar, strict=True)]
+    hashes = [
+        hashlib.sha256(f"{s}\x00{m}".encode()).hexdigest()[:24] for s, m in zip(search, similar, strict=True)
+    ]
     return Rendered(search, similar, hashes)
 
 
-def embed(texts: Sequence[str], encoder: Encoder, progress: Progress | None = None,
-          cache: EmbeddingCache | None = None) -> tuple[np.ndarray, int]:
+def embed(
+    texts: Sequence[str],
+    encoder: Encoder,
+    progress: Progress | None = None,
+    cache: EmbeddingCache | None = None,
+) -> tuple[np.ndarray, int]:
     """Vectors for ``texts``, embedding each distinct text once and only if the cache lacks it.
 
     Returns the vectors and how many texts were actually run through the model.
@@ -91,9 +98,19 @@ def identity(settings: Settings, encoder: Encoder, template: Template) -> dict[s
     return {"model": encoder.identity, "template": template.hash, "dim": encoder.dim, "metric": METRIC}
 
 
-def assemble(staged: Path, products: Sequence[Product], rendered: Rendered, search_vectors: np.ndarray,
-             similar_vectors: np.ndarray, *, settings: Settings, encoder: Encoder, template: Template,
-             errors: Sequence[RowError] = (), phase: Phase | None = None) -> dict[str, Any]:
+def assemble(
+    staged: Path,
+    products: Sequence[Product],
+    rendered: Rendered,
+    search_vectors: np.ndarray,
+    similar_vectors: np.ndarray,
+    *,
+    settings: Settings,
+    encoder: Encoder,
+    template: Template,
+    errors: Sequence[RowError] = (),
+    phase: Phase | None = None,
+) -> dict[str, Any]:
     """Write every artifact of a version into ``staged`` and check it. Returns the manifest."""
     started = time.time()
     if not products:
@@ -114,11 +131,19 @@ def assemble(staged: Path, products: Sequence[Product], rendered: Rendered, sear
         build_annoy(vectors, staged / f"{name}.annoy", settings.annoy_trees)
         say(f"tuning {name} search_k")
         index = load_annoy(staged / f"{name}.annoy", encoder.dim)
-        tuned = tune_search_k(index, vectors, settings.annoy_trees, settings.target_recall,
-                              sample_queries(vectors, TUNING_QUERIES))
+        tuned = tune_search_k(
+            index,
+            vectors,
+            settings.annoy_trees,
+            settings.target_recall,
+            sample_queries(vectors, TUNING_QUERIES),
+        )
         index.unload()
-        tuning[name] = {"search_k": tuned.search_k, "recall_at_10": round(tuned.recall, 4),
-                        "probe_queries": tuned.queries}
+        tuning[name] = {
+            "search_k": tuned.search_k,
+            "recall_at_10": round(tuned.recall, 4),
+            "probe_queries": tuned.queries,
+        }
     say("building BM25 index")
     Lexical.build(rendered.search, staged / "lexical")
     manifest = {
@@ -128,8 +153,11 @@ def assemble(staged: Path, products: Sequence[Product], rendered: Rendered, sear
         "template_name": template.name,
         "trees": settings.annoy_trees,
         "tuning": tuning,
-        "counts": {"products": len(products), "rejected": len(errors),
-                   "distinct_texts": len(set(rendered.search))},
+        "counts": {
+            "products": len(products),
+            "rejected": len(errors),
+            "distinct_texts": len(set(rendered.search)),
+        },
         "catalogue_hash": catalogue_hash(products),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "assemble_seconds": round(time.time() - started, 2),
@@ -150,8 +178,15 @@ def publish(store: IndexStore, staged: Path, settings: Settings, manifest: dict[
     return version
 
 
-def build_index(catalogue: Path, *, settings: Settings, encoder: Encoder, template: Template,
-                progress: Callable[[int, int], None] | None = None, phase: Phase | None = None) -> BuildResult:
+def build_index(
+    catalogue: Path,
+    *,
+    settings: Settings,
+    encoder: Encoder,
+    template: Template,
+    progress: Callable[[int, int], None] | None = None,
+    phase: Phase | None = None,
+) -> BuildResult:
     """The whole pipeline, in-process: what ``recsys index build`` runs with no broker configured."""
     started = time.time()
     say = phase or (lambda _: None)
@@ -175,9 +210,18 @@ def build_index(catalogue: Path, *, settings: Settings, encoder: Encoder, templa
     search_vectors, embedded_search = embed(rendered.search, encoder, tick, cache)
     similar_vectors, embedded_similar = embed(rendered.similar, encoder, tick, cache)
     with store.staging() as staged:
-        manifest = assemble(staged, loaded.products, rendered, search_vectors, similar_vectors,
-                            settings=settings, encoder=encoder, template=template, errors=loaded.errors,
-                            phase=say)
+        manifest = assemble(
+            staged,
+            loaded.products,
+            rendered,
+            search_vectors,
+            similar_vectors,
+            settings=settings,
+            encoder=encoder,
+            template=template,
+            errors=loaded.errors,
+            phase=say,
+        )
         manifest["build_seconds"] = round(time.time() - started, 2)
         manifest["counts"]["embedded"] = embedded_search + embedded_similar
         version = publish(store, staged, settings, manifest)

@@ -35,11 +35,30 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recsys", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    index = sub.add_parser("index", help="build and manage index versions").add_subparsers(dest="action",
-                                                                                          required=True)
+    index = sub.add_parser("index", help="build and manage index versions").add_subparsers(
+        dest="action", required=True
+    )
     build = index.add_parser("build", help="build a new index version from a catalogue and publish it")
-    build.add_argument("--catalogue", type=Path, required=True, help="a .jsonl or .csv catalogue")
+    build.add_argument(
+        "--catalogue",
+        type=Path,
+        default=None,
+        help="a .jsonl or .csv catalogue (default RECSYS_CATALOGUE_PATH)",
+    )
+    build.add_argument(
+        "--async",
+        dest="run_async",
+        action="store_true",
+        help="hand the build to the Celery workers (RECSYS_BROKER_URL) and print the task id",
+    )
     build.set_defaults(func=cmd_build)
+    status = index.add_parser("status", help="progress of a reindex job (default: the latest)")
+    status.add_argument("task_id", nargs="?", help="the job's task id, as printed by build --async")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+    cancel = index.add_parser("cancel", help="cancel a running reindex job; nothing is published")
+    cancel.add_argument("task_id")
+    cancel.set_defaults(func=cmd_cancel)
     listing = index.add_parser("list", help="list index versions (* marks the published one)")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=cmd_list)
@@ -74,8 +93,13 @@ def _parser() -> argparse.ArgumentParser:
 def _result_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", type=int, default=10, help="number of results (1..100)")
     parser.add_argument("--offset", type=int, default=0)
-    parser.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
-                        help="category=A>B, brand=X, price_min=N, price_max=N, in_stock=true, attr.NAME=V")
+    parser.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="category=A>B, brand=X, price_min=N, price_max=N, in_stock=true, attr.NAME=V",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
@@ -86,15 +110,33 @@ def _progress_bar(description: str) -> Any:
 
 
 def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
-    from recsys.build import build_index
+    from recsys.errors import InvalidRequestError
+    from recsys.reindex import run_inline
     from recsys.runtime import load_template, make_encoder
 
-    result = _build(args.catalogue, settings, load_template(settings), make_encoder(settings), build_index)
+    catalogue = args.catalogue or settings.catalogue_path
+    if catalogue is None:
+        raise InvalidRequestError("give --catalogue PATH or set RECSYS_CATALOGUE_PATH", param="catalogue")
+    if args.run_async:
+        if not settings.broker_url:
+            raise InvalidRequestError(
+                "--async needs RECSYS_BROKER_URL (e.g. redis://127.0.0.1:6379/0)", param="async"
+            )
+        from workers.submit import submit  # only here: the core never imports Celery
+
+        started = submit(settings, catalogue)
+        print(started["task_id"])
+        print(f"queued; follow it with `recsys index status {started['task_id']}`", file=sys.stderr)
+        return 0
+    args.catalogue = catalogue
+    result = _build(catalogue, settings, load_template(settings), make_encoder(settings), run_inline)
     for error in result.errors:
         print(f"recsys: skipped {args.catalogue} {error}", file=sys.stderr)
     counts = result.manifest["counts"]
-    print(f"published {result.version}: {counts['products']} products indexed, {counts['rejected']} rejected, "
-          f"{result.manifest['build_seconds']}s")
+    print(
+        f"published {result.version}: {counts['products']} products indexed, {counts['rejected']} rejected, "
+        f"{result.manifest['build_seconds']}s"
+    )
     return 0
 
 
@@ -106,10 +148,50 @@ def _build(catalogue: Path, settings: Settings, template: Any, encoder: Any, bui
         bar.update(done - bar.n)
 
     try:
-        return build_index(catalogue, settings=settings, encoder=encoder, template=template,
-                           progress=progress, phase=lambda text: bar.set_postfix_str(text))
+        return build_index(
+            catalogue,
+            settings=settings,
+            encoder=encoder,
+            template=template,
+            progress=progress,
+            phase=lambda text: bar.set_postfix_str(text),
+        )
     finally:
         bar.close()
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from recsys.reindex import job_status
+
+    status = job_status(settings, args.task_id)
+    if args.json:
+        print(json.dumps(status))
+        return 0
+    line = (
+        f"{status['id']}  {status['status']}  phase {status['phase']}  "
+        f"shards {status['shards_done']}/{status['shards_total']}  {status['products']} products  "
+        f"{status['embedded']} texts embedded"
+    )
+    if status.get("version"):
+        line += f"  published {status['version']}"
+    if status.get("error"):
+        line += f"  error: {status['error']}"
+    print(line)
+    return 0 if status["status"] != "failed" else EXIT_ERROR
+
+
+def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    from recsys.control import make_control
+    from recsys.reindex import cancel_job
+
+    if settings.broker_url:
+        from workers.submit import cancel  # also revokes the job's queued tasks
+
+        status = cancel(settings, args.task_id)
+    else:
+        status = cancel_job(settings, make_control(settings), args.task_id)
+    print(f"{status['id']}  {status['status']}")
+    return 0
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -120,8 +202,15 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     rows = []
     for version in store.versions():
         manifest = store.manifest(version)
-        rows.append({"version": version, "published": version == current, "built_at": manifest.get("built_at"),
-                     "products": manifest["counts"]["products"], "model": manifest.get("model_name")})
+        rows.append(
+            {
+                "version": version,
+                "published": version == current,
+                "built_at": manifest.get("built_at"),
+                "products": manifest["counts"]["products"],
+                "model": manifest.get("model_name"),
+            }
+        )
     if args.json:
         print(json.dumps({"versions": rows, "current": current}))
     elif not rows:
@@ -142,8 +231,16 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
 
 def _print_results(args: argparse.Namespace, results: Any, started: float) -> int:
     if args.json:
-        print(json.dumps({"results": results.to_list(), "index_version": results.version,
-                          "took_ms": round((time.perf_counter() - started) * 1000, 2)}, ensure_ascii=False))
+        print(
+            json.dumps(
+                {
+                    "results": results.to_list(),
+                    "index_version": results.version,
+                    "took_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+                ensure_ascii=False,
+            )
+        )
         return 0
     for rank, item in enumerate(results.to_list(), start=1 + args.offset):
         extras = "  ".join(str(item[key]) for key in ("brand", "price") if key in item)

@@ -3,11 +3,19 @@
 The engine follows the store's ``CURRENT`` pointer: :meth:`Engine.refresh` loads a newly published
 version beside the old one and swaps a single reference, so a request in flight finishes on the
 version it started with and the old one is released when the last reference goes.
+
+Between builds, the version's live delta (:mod:`recsys.delta`) is merged into every query: upserted
+products are scored exactly from their delta vectors and override base rows with the same id, deleted
+ids are never returned. Result rows ``>= len(index)`` are delta rows. In hybrid search a delta product
+is ranked by the same convex mix, with query-term overlap in place of BM25 (the BM25 index is
+immutable). The engine notices delta changes by other processes by stat-ing the delta directory at most every
+``DELTA_POLL_S`` (and on every :meth:`Engine.refresh`).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from recsys.build import identity
+from recsys.delta import DeltaView, delta_dir, signature
 from recsys.encoder import Encoder
 from recsys.errors import IndexNotFoundError, InvalidRequestError, ProductNotFoundError
 from recsys.filters import Filters
@@ -29,6 +38,7 @@ MAX_QUERY_CHARS = 512
 POOL = 100  # candidates each retriever contributes to hybrid fusion
 NEGATIVE_WEIGHT = 0.5
 HIDDEN_FIELDS = ("description",)
+DELTA_POLL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -38,32 +48,56 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class Live:
+    """The delta merged into one loaded version, swapped as a single reference."""
+
+    version: str
+    signature: int
+    delta: DeltaView
+    alive: np.ndarray | None  # base rows not overridden or deleted; None when all are
+
+    @property
+    def key(self) -> str:
+        return self.version if self.delta.seq == 0 else f"{self.version}+{self.delta.seq}"
+
+
+@dataclass(frozen=True)
 class Results:
     hits: list[Hit]
     index: LoadedIndex
+    delta: DeltaView | None = None
 
     @property
     def version(self) -> str:
         return self.index.version
 
+    def product_at(self, row: int) -> dict[str, Any]:
+        size = len(self.index)
+        if row >= size and self.delta is not None:
+            return self.delta.products[row - size]
+        return self.index.products[row]
+
     def to_list(self) -> list[dict[str, Any]]:
         out = []
         for hit in self.hits:
-            product = self.index.products[hit.row]
+            product = self.product_at(hit.row)
             fields = {k: v for k, v in product.items() if k not in HIDDEN_FIELDS}
             out.append({"id": product["id"], "score": round(hit.score, 6), **fields})
         return out
 
 
 class Engine:
-    def __init__(self, settings: Settings, encoder: Encoder, template: Template,
-                 store: IndexStore | None = None) -> None:
+    def __init__(
+        self, settings: Settings, encoder: Encoder, template: Template, store: IndexStore | None = None
+    ) -> None:
         self.settings = settings
         self.encoder = encoder
         self.template = template
         self.store = store or IndexStore(settings.index_dir)
         self.expected = identity(settings, encoder, template)
         self._index: LoadedIndex | None = None
+        self._live: Live | None = None
+        self._checked = 0.0
         self._lock = threading.Lock()
 
     # -- index lifecycle ---------------------------------------------------------------------------
@@ -79,19 +113,56 @@ class Engine:
         return index
 
     def state_key(self) -> str:
-        """What every cached result must be keyed by: the served version (and, later, its live delta)."""
-        return self.index.version
+        """What every cached result must be keyed by: the served version and its delta's sequence
+        (``VERSION`` with no delta, ``VERSION+SEQ`` once products were upserted or deleted)."""
+        return self.live()[1].key
 
     def refresh(self) -> bool:
-        """Load the published version if it is not the one being served. Returns True on a swap."""
+        """Load the published version if it is not the one being served, and re-read its delta if it
+        changed. Returns True on a swap of either."""
         current = self.store.current()
-        if current is None or (self._index is not None and self._index.version == current):
+        swapped = False
+        if current is not None and (self._index is None or self._index.version != current):
+            with self._lock:
+                if self._index is None or self._index.version != current:
+                    self._index = LoadedIndex(self.store.path(current), self.expected)
+                    swapped = True
+        index = self._index
+        if index is None:
+            return False
+        return self._poll_delta(index) or swapped
+
+    @property
+    def delta(self) -> DeltaView:
+        """The served version's live delta (``len()`` upserted products, ``seq``, ``deleted``)."""
+        return self.live()[1].delta
+
+    def live(self) -> tuple[LoadedIndex, Live]:
+        """The served index and its merged delta, re-checking the delta at most every DELTA_POLL_S."""
+        index = self.index
+        live = self._live
+        if live is None or live.version != index.version or time.monotonic() - self._checked >= DELTA_POLL_S:
+            self._poll_delta(index)
+            live = self._live
+        assert live is not None
+        return index, live
+
+    def _poll_delta(self, index: LoadedIndex) -> bool:
+        folder = delta_dir(self.settings, index.version)
+        sig = signature(folder)
+        self._checked = time.monotonic()
+        live = self._live
+        if live is not None and live.version == index.version and live.signature == sig:
             return False
         with self._lock:
-            if self._index is not None and self._index.version == current:
-                return False
-            self._index = LoadedIndex(self.store.path(current), self.expected)
-        return True
+            delta = DeltaView.load(folder) if sig != -1 else DeltaView()
+            alive = None
+            dead = [index.rows[pid] for pid in delta.touched if pid in index.rows]
+            if dead:
+                alive = np.ones(len(index), dtype=bool)
+                alive[dead] = False
+            self._live = Live(index.version, sig, delta, alive)
+        return live is None or live.key != self._live.key
 
     # -- queries -----------------------------------------------------------------------------------
 
@@ -99,14 +170,20 @@ class Engine:
         vector: np.ndarray = self.encoder.encode_queries([self.template.render_query(query)])[0]
         return vector
 
-    def search(self, query: str, k: int = 10, offset: int = 0, filters: Filters | None = None,
-               query_vector: np.ndarray | None = None) -> Results:
-        """Hybrid search: a convex fusion of dense cosine and max-normalised BM25 over both candidate pools."""
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        offset: int = 0,
+        filters: Filters | None = None,
+        query_vector: np.ndarray | None = None,
+    ) -> Results:
+        """Hybrid search: convex fusion of dense cosine and max-normalised BM25 over both candidate pools."""
         check_query(query)
         check_page(k, offset)
-        index = self.index
+        index, live = self.live()
         vector = self.embed_query(query) if query_vector is None else query_vector
-        mask = index.mask(filters)
+        mask = _and(index.mask(filters), live.alive)
         n = k + offset
         space = index.spaces["search"]
         dense_rows, _ = space.top(vector, max(n, POOL), mask, self.settings.exact_filter_fraction)
@@ -122,50 +199,90 @@ class Engine:
             pool = np.union1d(dense_rows, lexical_rows)
             dense = space.vectors[pool] @ vector
             fused = (1.0 - weight) * dense + weight * (bm25[pool] / bm25.max())
+        pool, fused = _merge_delta(pool, fused, index, live.delta, "search", vector, filters)
+        if bm25 is not None and bm25.max() > 0 and len(live.delta):
+            # Delta products have no BM25 score: give them the same convex mix, with term overlap
+            # standing in for normalised BM25, so an upsert is neither buried nor boosted.
+            extra = pool >= len(index)
+            texts = [_text(live.delta.products[r - len(index)]) for r in pool[extra]]
+            fused[extra] = (1.0 - weight) * fused[extra] + weight * index.lexical.overlap(query, texts)
         order = np.argsort(-fused, kind="stable")[offset:n]
-        return Results([Hit(int(pool[i]), float(fused[i])) for i in order], index)
+        return Results([Hit(int(pool[i]), float(fused[i])) for i in order], index, live.delta)
 
-    def similar(self, product_id: str, k: int = 10, offset: int = 0, filters: Filters | None = None) -> Results:
+    def similar(
+        self, product_id: str, k: int = 10, offset: int = 0, filters: Filters | None = None
+    ) -> Results:
         """Nearest products in the *similar* space, from the stored vector; never the product itself."""
         check_page(k, offset)
-        index = self.index
-        row = self._row(index, product_id)
-        vector = np.asarray(index.spaces["similar"].vectors[row], dtype=np.float32)
-        return self._nearest(index, vector, {row}, k, offset, filters)
+        index, live = self.live()
+        row, vector = self._locate(index, live, product_id)
+        return self._nearest(index, live, vector, {row}, k, offset, filters)
 
-    def recommend(self, positive: Sequence[str], negative: Sequence[str] = (), k: int = 10, offset: int = 0,
-                  filters: Filters | None = None) -> Results:
+    def recommend(
+        self,
+        positive: Sequence[str],
+        negative: Sequence[str] = (),
+        k: int = 10,
+        offset: int = 0,
+        filters: Filters | None = None,
+    ) -> Results:
         """Products like the ``positive`` ones (a cart, a session) and unlike the ``negative`` ones."""
         check_page(k, offset)
         if not positive:
             raise InvalidRequestError("positive must list at least one product id", param="positive")
         if len(positive) + len(negative) > MAX_K:
-            raise InvalidRequestError(f"at most {MAX_K} product ids in positive and negative together",
-                                      param="positive")
-        index = self.index
-        vectors = index.spaces["similar"].vectors
-        pos = [self._row(index, pid) for pid in positive]
-        neg = [self._row(index, pid) for pid in negative]
-        vector = np.asarray(vectors[pos], dtype=np.float32).mean(axis=0)
+            raise InvalidRequestError(
+                f"at most {MAX_K} product ids in positive and negative together", param="positive"
+            )
+        index, live = self.live()
+        pos_found = [self._locate(index, live, pid) for pid in positive]
+        neg_found = [self._locate(index, live, pid) for pid in negative]
+        pos = [row for row, _ in pos_found]
+        neg = [row for row, _ in neg_found]
+        vector = np.stack([v for _, v in pos_found]).mean(axis=0)
         if neg:
-            vector = vector - NEGATIVE_WEIGHT * np.asarray(vectors[neg], dtype=np.float32).mean(axis=0)
+            vector = vector - NEGATIVE_WEIGHT * np.stack([v for _, v in neg_found]).mean(axis=0)
         norm = float(np.linalg.norm(vector))
         if norm == 0.0:
-            raise InvalidRequestError("positive and negative cancel out; give different products",
-                                      param="negative")
-        return self._nearest(index, vector / norm, set(pos) | set(neg), k, offset, filters)
+            raise InvalidRequestError(
+                "positive and negative cancel out; give different products", param="negative"
+            )
+        return self._nearest(index, live, vector / norm, set(pos) | set(neg), k, offset, filters)
 
     def product(self, product_id: str) -> dict[str, Any]:
-        index = self.index
-        return dict(index.products[self._row(index, product_id)])
+        index, live = self.live()
+        row, _ = self._locate(index, live, product_id)
+        return dict(Results([], index, live.delta).product_at(row))
 
-    def _nearest(self, index: LoadedIndex, vector: np.ndarray, exclude: set[int], k: int, offset: int,
-                 filters: Filters | None) -> Results:
+    def _nearest(
+        self,
+        index: LoadedIndex,
+        live: Live,
+        vector: np.ndarray,
+        exclude: set[int],
+        k: int,
+        offset: int,
+        filters: Filters | None,
+    ) -> Results:
         n = k + offset + len(exclude)
-        rows, scores = index.spaces["similar"].top(vector, n, index.mask(filters),
-                                                   self.settings.exact_filter_fraction)
-        hits = [Hit(int(r), float(s)) for r, s in zip(rows, scores, strict=True) if int(r) not in exclude]
-        return Results(hits[offset:offset + k], index)
+        rows, scores = index.spaces["similar"].top(
+            vector, n, _and(index.mask(filters), live.alive), self.settings.exact_filter_fraction
+        )
+        rows, scores = _merge_delta(rows, scores, index, live.delta, "similar", vector, filters)
+        order = np.argsort(-scores, kind="stable")
+        hits = [Hit(int(rows[i]), float(scores[i])) for i in order if int(rows[i]) not in exclude]
+        return Results(hits[offset : offset + k], index, live.delta)
+
+    def _locate(self, index: LoadedIndex, live: Live, product_id: str) -> tuple[int, np.ndarray]:
+        """A product's row (delta rows follow the base rows) and its *similar* vector."""
+        delta = live.delta
+        if product_id in delta.deleted:
+            raise ProductNotFoundError(product_id)
+        if product_id in delta.rows:
+            row = delta.rows[product_id]
+            return len(index) + row, np.asarray(delta.similar[row], dtype=np.float32)
+        row = self._row(index, product_id)
+        return row, np.asarray(index.spaces["similar"].vectors[row], dtype=np.float32)
 
     @staticmethod
     def _row(index: LoadedIndex, product_id: str) -> int:
@@ -179,14 +296,54 @@ def check_query(query: str) -> None:
     if not isinstance(query, str) or not query.strip():
         raise InvalidRequestError("q must be a non-empty search query", param="q")
     if len(query) > MAX_QUERY_CHARS:
-        raise InvalidRequestError(f"q must be at most {MAX_QUERY_CHARS} characters, got {len(query)}", param="q")
+        raise InvalidRequestError(
+            f"q must be at most {MAX_QUERY_CHARS} characters, got {len(query)}", param="q"
+        )
 
 
 def check_page(k: int, offset: int) -> None:
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
         raise InvalidRequestError(f"k must be an integer in 1..{MAX_K}, got {k!r}", param="k")
     if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= MAX_OFFSET:
-        raise InvalidRequestError(f"offset must be an integer in 0..{MAX_OFFSET}, got {offset!r}", param="offset")
+        raise InvalidRequestError(
+            f"offset must be an integer in 0..{MAX_OFFSET}, got {offset!r}", param="offset"
+        )
+
+
+def _and(mask: np.ndarray | None, alive: np.ndarray | None) -> np.ndarray | None:
+    if alive is None:
+        return mask
+    return alive if mask is None else mask & alive
+
+
+def _merge_delta(
+    rows: np.ndarray,
+    scores: np.ndarray,
+    index: LoadedIndex,
+    delta: DeltaView,
+    space: str,
+    vector: np.ndarray,
+    filters: Filters | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Add every matching delta product, scored exactly by cosine, to the base candidates."""
+    if not len(delta):
+        return rows, scores
+    matrix = delta.search if space == "search" else delta.similar
+    candidates = np.arange(len(delta))
+    if filters is not None and not filters.is_empty() and delta.columns is not None:
+        candidates = np.flatnonzero(delta.columns.mask(filters))
+    extra = (matrix[candidates] @ vector).astype(np.float32)
+    return (
+        np.concatenate([np.asarray(rows, dtype=np.int64), candidates + len(index)]),
+        np.concatenate([np.asarray(scores, dtype=np.float32), extra]),
+    )
+
+
+def _text(product: dict[str, Any]) -> str:
+    attributes = product.get("attributes") or {}
+    parts = [product.get("title"), product.get("brand"), " ".join(product.get("category") or ())]
+    parts += [str(v) for v in attributes.values()] + [product.get("description")]
+    return " ".join(str(p) for p in parts if p)
 
 
 def _top_rows(scores: np.ndarray, n: int) -> np.ndarray:

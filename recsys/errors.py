@@ -67,3 +67,20 @@ class ProductNotFoundError(RecsysError):
     def __init__(self, product_id: str) -> None:
         super().__init__(f"unknown product id {product_id!r}")
         self.product_id = product_id
+
+
+class ReindexRunningError(BuildError):
+    """A reindex of the same catalogue is already running; ``job_id`` names it (a conflict, like a
+    failed build: nothing new is published)."""
+
+    code = "reindex_running"
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"a reindex of this catalogue is already running: job {job_id}")
+        self.job_id = job_id
+
+
+class JobNotFoundError(RecsysError):
+    """No reindex job with that id (or none at all) is on record."""
+
+    code = "job_not_found"

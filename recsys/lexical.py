@@ -38,12 +38,30 @@ class Lexical:
 
         return cls(bm25s.BM25.load(str(path), mmap=True, show_progress=False))
 
+    def tokens(self, text: str) -> set[str]:
+        import bm25s
+
+        return set(
+            bm25s.tokenize(
+                text, stopwords=STOPWORDS, stemmer=self._stemmer, return_ids=False, show_progress=False
+            )[0]
+        )
+
+    def overlap(self, query: str, texts: Sequence[str]) -> np.ndarray:
+        """Share of the query's terms each text contains: a [0, 1] lexical score for documents that are
+        not in the immutable BM25 index (live upserts), on the scale of max-normalised BM25."""
+        terms = self.tokens(query)
+        if not terms:
+            return np.zeros(len(texts), dtype=np.float32)
+        return np.array([len(terms & self.tokens(t)) / len(terms) for t in texts], dtype=np.float32)
+
     def scores(self, query: str) -> np.ndarray | None:
         """BM25 score of every document, or None when no query term is in the vocabulary."""
         import bm25s
 
-        tokens = bm25s.tokenize(query, stopwords=STOPWORDS, stemmer=self._stemmer, return_ids=False,
-                                show_progress=False)[0]
+        tokens = bm25s.tokenize(
+            query, stopwords=STOPWORDS, stemmer=self._stemmer, return_ids=False, show_progress=False
+        )[0]
         ids = [self._vocab[t] for t in tokens if t in self._vocab]
         if not ids:
             return None

@@ -1,0 +1,239 @@
+"""Where reindex jobs keep their record, progress and lock: Redis when configured, else the data dir.
+
+Both implementations honour one small interface (:class:`Control`) and one contract test:
+
+* a *job record* (flat string fields: status, phase, counts, version, error, ...) per job id, plus
+  per-shard results recorded idempotently (a redelivered shard overwrites its own entry);
+* a *lock* per catalogue key, held by a job id with a TTL that the holder refreshes and releases
+  (only the holder can refresh or release it; an expired lock can be taken by anyone);
+* the id of the latest job, for ``recsys index status`` without an id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Protocol
+
+from recsys.settings import Settings
+
+PREFIX = "recsys:"
+
+
+class Control(Protocol):
+    def create_job(self, job_id: str, fields: dict[str, Any]) -> None: ...
+
+    def update_job(self, job_id: str, **fields: Any) -> None: ...
+
+    def job(self, job_id: str) -> dict[str, str] | None: ...
+
+    def latest_job(self) -> str | None: ...
+
+    def shard_done(self, job_id: str, shard: int, embedded: int) -> None: ...
+
+    def shard_results(self, job_id: str) -> dict[int, int]: ...
+
+    def acquire(self, key: str, job_id: str, ttl_s: int) -> str | None:
+        """Take the lock for ``job_id``; returns None on success, else the holder's job id."""
+        ...
+
+    def refresh(self, key: str, job_id: str, ttl_s: int) -> bool: ...
+
+    def release(self, key: str, job_id: str) -> bool: ...
+
+    def holder(self, key: str) -> str | None: ...
+
+
+class RedisControl:
+    """Job records as hashes, the lock as ``SET NX EX`` with compare-and-set refresh and release."""
+
+    _REFRESH = (
+        "if redis.call('get', KEYS[1]) == ARGV[1] then "
+        "return redis.call('expire', KEYS[1], ARGV[2]) else return 0 end"
+    )
+    _RELEASE = (
+        "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+    )
+    JOB_TTL_S = 7 * 24 * 3600
+
+    def __init__(self, client: Any) -> None:
+        self.redis = client
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisControl:
+        import redis
+
+        return cls(redis.Redis.from_url(url, decode_responses=True))
+
+    def create_job(self, job_id: str, fields: dict[str, Any]) -> None:
+        key = f"{PREFIX}job:{job_id}"
+        pipe = self.redis.pipeline()
+        pipe.delete(key, key + ":shards")
+        pipe.hset(key, mapping={k: _str(v) for k, v in fields.items()})
+        pipe.expire(key, self.JOB_TTL_S)
+        pipe.set(f"{PREFIX}job:latest", job_id)
+        pipe.execute()
+
+    def update_job(self, job_id: str, **fields: Any) -> None:
+        self.redis.hset(f"{PREFIX}job:{job_id}", mapping={k: _str(v) for k, v in fields.items()})
+
+    def job(self, job_id: str) -> dict[str, str] | None:
+        record: dict[str, str] = self.redis.hgetall(f"{PREFIX}job:{job_id}")
+        return record or None
+
+    def latest_job(self) -> str | None:
+        value: str | None = self.redis.get(f"{PREFIX}job:latest")
+        return value
+
+    def shard_done(self, job_id: str, shard: int, embedded: int) -> None:
+        key = f"{PREFIX}job:{job_id}:shards"
+        self.redis.hset(key, str(shard), str(embedded))
+        self.redis.expire(key, self.JOB_TTL_S)
+
+    def shard_results(self, job_id: str) -> dict[int, int]:
+        raw = self.redis.hgetall(f"{PREFIX}job:{job_id}:shards")
+        return {int(k): int(v) for k, v in raw.items()}
+
+    def acquire(self, key: str, job_id: str, ttl_s: int) -> str | None:
+        name = f"{PREFIX}lock:{key}"
+        if self.redis.set(name, job_id, nx=True, ex=ttl_s):
+            return None
+        holder: str | None = self.redis.get(name)
+        if holder == job_id:
+            return None
+        return holder or self.acquire(key, job_id, ttl_s)
+
+    def refresh(self, key: str, job_id: str, ttl_s: int) -> bool:
+        return bool(self.redis.eval(self._REFRESH, 1, f"{PREFIX}lock:{key}", job_id, ttl_s))
+
+    def release(self, key: str, job_id: str) -> bool:
+        return bool(self.redis.eval(self._RELEASE, 1, f"{PREFIX}lock:{key}", job_id))
+
+    def holder(self, key: str) -> str | None:
+        value: str | None = self.redis.get(f"{PREFIX}lock:{key}")
+        return value
+
+
+class FileControl:
+    """The same, as files under ``<data_dir>/jobs`` (one machine, or a shared POSIX file system)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _job_path(self, job_id: str) -> Path:
+        return self.root / f"{job_id}.json"
+
+    def create_job(self, job_id: str, fields: dict[str, Any]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        _write_json(self._job_path(job_id), {k: _str(v) for k, v in fields.items()})
+        _write_text(self.root / "LATEST", job_id)
+
+    def update_job(self, job_id: str, **fields: Any) -> None:
+        record = self.job(job_id) or {}
+        record.update({k: _str(v) for k, v in fields.items()})
+        _write_json(self._job_path(job_id), record)
+
+    def job(self, job_id: str) -> dict[str, str] | None:
+        try:
+            record: dict[str, str] = json.loads(self._job_path(job_id).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        return record
+
+    def latest_job(self) -> str | None:
+        try:
+            return (self.root / "LATEST").read_text(encoding="utf-8").strip() or None
+        except FileNotFoundError:
+            return None
+
+    def shard_done(self, job_id: str, shard: int, embedded: int) -> None:
+        folder = self.root / f"{job_id}.shards"
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_text(folder / str(shard), str(embedded))
+
+    def shard_results(self, job_id: str) -> dict[int, int]:
+        folder = self.root / f"{job_id}.shards"
+        if not folder.is_dir():
+            return {}
+        return {int(p.name): int(p.read_text()) for p in folder.iterdir() if p.name.isdigit()}
+
+    def _lock_path(self, key: str) -> Path:
+        return self.root / f"lock-{key}"
+
+    def acquire(self, key: str, job_id: str, ttl_s: int) -> str | None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self._lock_path(key)
+        for _ in range(3):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                holder = self.holder(key)
+                if holder == job_id:
+                    return None
+                if holder is not None:
+                    return holder
+                continue  # expired and removed by holder(): try again
+            with os.fdopen(fd, "w") as fh:
+                fh.write(job_id)
+            os.utime(path, (time.time() + ttl_s, time.time() + ttl_s))
+            return None
+        return self.holder(key) or "unknown"
+
+    def refresh(self, key: str, job_id: str, ttl_s: int) -> bool:
+        if self.holder(key) != job_id:
+            return False
+        os.utime(self._lock_path(key), (time.time() + ttl_s, time.time() + ttl_s))
+        return True
+
+    def release(self, key: str, job_id: str) -> bool:
+        if self.holder(key) != job_id:
+            return False
+        self._lock_path(key).unlink(missing_ok=True)
+        return True
+
+    def holder(self, key: str) -> str | None:
+        """The holder, or None; an expired lock (its mtime is the expiry) is removed."""
+        path = self._lock_path(key)
+        try:
+            expires = path.stat().st_mtime
+            holder = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        if expires < time.time():
+            stale = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+            try:
+                os.replace(path, stale)
+                stale.unlink()
+            except FileNotFoundError:
+                pass
+            return None
+        return holder or None
+
+
+def make_control(settings: Settings) -> Control:
+    """Redis (``RECSYS_REDIS_URL``, else a ``redis://`` broker) when configured, else the data dir."""
+    url = settings.redis_url
+    if url is None and settings.broker_url and settings.broker_url.startswith(("redis://", "rediss://")):
+        url = settings.broker_url
+    if url is not None:
+        return RedisControl.from_url(url)
+    return FileControl(settings.data_dir / "jobs")
+
+
+def _str(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return "" if value is None else str(value)
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    _write_text(path, json.dumps(data))

@@ -1,0 +1,141 @@
+"""The tasks: thin, idempotent, retried on transient errors; each calls one core function.
+
+The reindex chord: ``recsys.plan`` (snapshot, count shards) → ``recsys.embed_shard`` × N in parallel
+(vectors go to the shared embedding cache, only counts come back) → ``recsys.finish`` (assemble,
+check, publish). A job's task ids derive from its job id, so it can be revoked without bookkeeping.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.exceptions
+from celery import Task, chord, shared_task
+from celery.utils.log import get_task_logger
+
+from recsys import delta, reindex
+from recsys.errors import ReindexRunningError
+from workers.app import WorkerContext
+
+log = get_task_logger(__name__)
+TRANSIENT = (OSError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+RETRY: dict[str, Any] = {
+    "bind": True,
+    "autoretry_for": TRANSIENT,
+    "retry_backoff": True,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 5,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+}
+
+
+def shard_task_id(job_id: str, shard: int) -> str:
+    return f"{job_id}-shard-{shard}"
+
+
+def finish_task_id(job_id: str) -> str:
+    return f"{job_id}-finish"
+
+
+class JobTask(Task):
+    """A task of a reindex job: when it finally fails (no retry left), the job is recorded as failed."""
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        job_id = args[0] if args else kwargs.get("job_id")
+        if job_id:
+            ctx = _context(self)
+            log.error("reindex %s failed in task %s: %s", job_id, task_id, exc)
+            reindex.fail(ctx.settings, ctx.control, job_id, exc)
+
+
+def _context(task: Task) -> WorkerContext:
+    context: WorkerContext = task.app.context
+    return context
+
+
+@shared_task(name="recsys.reindex", **RETRY)
+def start_reindex(self: Task, catalogue: str | None = None) -> dict[str, Any]:
+    """The nightly entry: start a reindex of ``catalogue``, or report the one already running."""
+    from workers.submit import submit
+
+    ctx = _context(self)
+    try:
+        started = submit(ctx.settings, catalogue, app=self.app)
+    except ReindexRunningError as exc:
+        log.info("reindex requested by task %s: job %s is already running", self.request.id, exc.job_id)
+        return {"task_id": exc.job_id, "status": "running", "already_running": True}
+    log.info("reindex requested by task %s: started job %s", self.request.id, started["task_id"])
+    return started
+
+
+@shared_task(name="recsys.plan", base=JobTask, **RETRY)
+def plan_reindex(self: Task, job_id: str) -> dict[str, Any]:
+    ctx = _context(self)
+    record = ctx.control.job(job_id) or {}
+    if record.get("cancel") == "1" or record.get("status") in reindex.FINISHED:
+        log.info("reindex %s: %s before planning (task %s)", job_id, record.get("status"), self.request.id)
+        return {"job_id": job_id, "status": record.get("status")}
+    shards = reindex.plan(ctx.settings, ctx.control, job_id)
+    if record.get("launched") != "1":  # a redelivered plan must not start a second chord
+        header = [embed_shard.si(job_id, i).set(task_id=shard_task_id(job_id, i)) for i in range(shards)]
+        chord(header, finish_reindex.si(job_id).set(task_id=finish_task_id(job_id))).apply_async()
+        ctx.control.update_job(job_id, launched=True)
+    log.info("reindex %s: planned %d shards (task %s)", job_id, shards, self.request.id)
+    return {"job_id": job_id, "shards": shards}
+
+
+@shared_task(name="recsys.embed_shard", base=JobTask, **RETRY)
+def embed_shard(self: Task, job_id: str, shard: int) -> dict[str, Any]:
+    ctx = _context(self)
+    embedded = reindex.embed_shard(ctx.settings, ctx.control, ctx.encoder, ctx.template, job_id, shard)
+    log.info("reindex %s: shard %d embedded %d texts (task %s)", job_id, shard, embedded, self.request.id)
+    return {"job_id": job_id, "shard": shard, "embedded": embedded}
+
+
+@shared_task(name="recsys.finish", base=JobTask, **RETRY)
+def finish_reindex(self: Task, job_id: str) -> dict[str, Any]:
+    ctx = _context(self)
+    record = ctx.control.job(job_id) or {}
+    if record.get("status") in reindex.FINISHED:  # a duplicate delivery after the job ended
+        return {"job_id": job_id, "status": record.get("status"), "version": record.get("version")}
+    result = reindex.finish(ctx.settings, ctx.control, ctx.encoder, ctx.template, job_id)
+    if result is None:
+        log.info("reindex %s: cancelled, nothing published (task %s)", job_id, self.request.id)
+        return {"job_id": job_id, "status": "cancelled"}
+    log.info(
+        "reindex %s: published %s, %d products, %d texts embedded (task %s)",
+        job_id,
+        result.version,
+        result.manifest["counts"]["products"],
+        result.manifest["counts"]["embedded"],
+        self.request.id,
+    )
+    return {"job_id": job_id, "status": "succeeded", "version": result.version}
+
+
+@shared_task(name="recsys.upsert_products", **RETRY)
+def upsert_products(self: Task, products: list[dict[str, Any]]) -> dict[str, Any]:
+    result = delta.upsert_products(_context(self), products)
+    log.info(
+        "upserted %d products into %s delta seq %d (task %s)",
+        result["count"],
+        result["version"],
+        result["seq"],
+        self.request.id,
+    )
+    return result
+
+
+@shared_task(name="recsys.delete_products", **RETRY)
+def delete_products(self: Task, ids: list[str]) -> dict[str, Any]:
+    result = delta.delete_products(_context(self), ids)
+    log.info(
+        "deleted %d products from %s delta seq %d (task %s)",
+        result["count"],
+        result["version"],
+        result["seq"],
+        self.request.id,
+    )
+    return result
