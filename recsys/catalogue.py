@@ -153,7 +153,7 @@ def _csv_rows(fh: Iterable[str], delimiter: str) -> Iterator[tuple[int, Any]]:
     for record in reader:
         line = reader.line_num
         if None in record:
-            yield line, ValueError(f"{len(record[None])} more field(s) than the header has")  # type: ignore[index]
+            yield line, ValueError(f"{len(record[None])} more field(s) than the header has")
             continue
         row: dict[str, Any] = {}
         attributes: dict[str, Any] = {}
@@ -165,9 +165,14 @@ def _csv_rows(fh: Iterable[str], delimiter: str) -> Iterator[tuple[int, Any]]:
             elif key == "price":
                 row[key] = _number_or_text(value)
             elif key == "in_stock":
-                row[key] = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(
-                    value.strip().lower(), value
-                )
+                row[key] = {
+                    "true": True,
+                    "1": True,
+                    "yes": True,
+                    "false": False,
+                    "0": False,
+                    "no": False,
+                }.get(value.strip().lower(), value)
             elif key == "attributes":
                 try:
                     row[key] = json.loads(value)

@@ -61,17 +61,25 @@ class ModelSpec:
         if weights is None:
             raise ModelError(f"{path} has no weights ({' or '.join(WEIGHT_FILES)})")
         modules = _read_json(path / "modules.json") or []
-        pooling_dir = next((m.get("path", "") for m in modules if m.get("type", "").endswith("Pooling")), None)
+        pooling_dir = next(
+            (m.get("path", "") for m in modules if m.get("type", "").endswith("Pooling")), None
+        )
         pooling_cfg = _read_json(path / (pooling_dir or "1_Pooling") / "config.json") or {}
         pooling = "mean"
-        for mode, key in (("cls", "pooling_mode_cls_token"), ("max", "pooling_mode_max_tokens"),
-                          ("lasttoken", "pooling_mode_lasttoken"), ("mean", "pooling_mode_mean_tokens")):
+        for mode, key in (
+            ("cls", "pooling_mode_cls_token"),
+            ("max", "pooling_mode_max_tokens"),
+            ("lasttoken", "pooling_mode_lasttoken"),
+            ("mean", "pooling_mode_mean_tokens"),
+        ):
             if pooling_cfg.get(key):
                 pooling = mode
                 break
         normalize = any(m.get("type", "").endswith("Normalize") for m in modules) or not modules
         st_config = _read_json(path / "sentence_bert_config.json") or {}
-        max_length = int(st_config.get("max_seq_length") or min(config.get("max_position_embeddings", 512), 512))
+        max_length = int(
+            st_config.get("max_seq_length") or min(config.get("max_position_embeddings", 512), 512)
+        )
         prompts = (_read_json(path / "config_sentence_transformers.json") or {}).get("prompts") or {}
         dim = int(pooling_cfg.get("word_embedding_dimension") or config.get("hidden_size") or 0)
         digest = hashlib.sha256()
@@ -138,9 +146,14 @@ class TransformerEncoder:
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
-                batch = order[start:start + self.batch_size]
-                encoded = self._tokenizer([texts[i] for i in batch], padding=True, truncation=True,
-                                          max_length=self.spec.max_length, return_tensors="pt")
+                batch = order[start : start + self.batch_size]
+                encoded = self._tokenizer(
+                    [texts[i] for i in batch],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.spec.max_length,
+                    return_tensors="pt",
+                )
                 hidden = self._model(**encoded).last_hidden_state
                 vectors = _pool(hidden, encoded["attention_mask"], self.spec.pooling)
                 if self.spec.normalize:

@@ -29,8 +29,12 @@ class Scores:
     queries: int
 
     def to_dict(self) -> dict[str, float | int]:
-        return {"ndcg@10": round(self.ndcg_at_10, 4), "recall@100": round(self.recall_at_100, 4),
-                "mrr@10": round(self.mrr_at_10, 4), "queries": self.queries}
+        return {
+            "ndcg@10": round(self.ndcg_at_10, 4),
+            "recall@100": round(self.recall_at_100, 4),
+            "mrr@10": round(self.mrr_at_10, 4),
+            "queries": self.queries,
+        }
 
 
 def read_queries(path: Path) -> dict[str, str]:
@@ -68,16 +72,21 @@ def evaluate(runs: Mapping[str, Ranking], qrels: Qrels) -> Scores:
         return RanxQrels({q: judged for q, judged in picked.items() if judged})
 
     # Rank-derived scores keep the given order exactly (no tie-breaking by id inside ranx).
-    run_dict = {q: {pid: float(len(ranking) - i) for i, pid in enumerate(ranking)}
-                for q, ranking in runs.items() if q in qrels}
+    run_dict = {
+        q: {pid: float(len(ranking) - i) for i, pid in enumerate(ranking)}
+        for q, ranking in runs.items()
+        if q in qrels
+    }
     for q in qrels:
         run_dict.setdefault(q, {})
     run_dict = {q: r if r else {"__none__": 0.0} for q, r in run_dict.items()}
     run = RanxRun(run_dict)
     results = {}
-    for metric, judged in (("ndcg@10", binarised(lambda g: g - low)),
-                           ("recall@100", binarised(lambda g: 1.0 if g >= threshold else 0.0)),
-                           ("mrr@10", binarised(lambda g: 1.0 if g >= high else 0.0))):
+    for metric, judged in (
+        ("ndcg@10", binarised(lambda g: g - low)),
+        ("recall@100", binarised(lambda g: 1.0 if g >= threshold else 0.0)),
+        ("mrr@10", binarised(lambda g: 1.0 if g >= high else 0.0)),
+    ):
         results[metric] = float(ranx_evaluate(judged, run, metric, make_comparable=True))
     return Scores(results["ndcg@10"], results["recall@100"], results["mrr@10"], len(run_dict))
 
@@ -89,5 +98,7 @@ def _read_tsv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
         reader = csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
         missing = [c for c in columns if c not in (reader.fieldnames or ())]
         if missing:
-            raise CatalogueError(f"{path}: header must name {', '.join(columns)}; missing {', '.join(missing)}")
+            raise CatalogueError(
+                f"{path}: header must name {', '.join(columns)}; missing {', '.join(missing)}"
+            )
         return [{c: (row[c] or "").strip() for c in columns} for row in reader]

@@ -52,7 +52,7 @@ class Filters:
         attributes: dict[str, str] = {}
         for key, value in raw.items():
             if key.startswith(ATTR_PREFIX) and len(key) > len(ATTR_PREFIX):
-                attributes[key[len(ATTR_PREFIX):].lower()] = _text(key, value)
+                attributes[key[len(ATTR_PREFIX) :].lower()] = _text(key, value)
             elif key == "attributes" and isinstance(value, Mapping):
                 attributes.update({str(k).lower(): _text(f"attr.{k}", v) for k, v in value.items()})
             elif key == "category":
@@ -66,9 +66,13 @@ class Filters:
                 values[key] = _bool(key, value)
             else:
                 raise InvalidRequestError(
-                    f"unknown filter {key!r}; allowed: {', '.join(FILTER_KEYS)} and attr.<name>", param=key)
-        if (values.get("price_min") is not None and values.get("price_max") is not None
-                and values["price_min"] > values["price_max"]):
+                    f"unknown filter {key!r}; allowed: {', '.join(FILTER_KEYS)} and attr.<name>", param=key
+                )
+        if (
+            values.get("price_min") is not None
+            and values.get("price_max") is not None
+            and values["price_min"] > values["price_max"]
+        ):
             raise InvalidRequestError("price_min must not exceed price_max", param="price_min")
         return cls(attributes=attributes, **values)
 
@@ -78,8 +82,10 @@ class FilterColumns:
 
     def __init__(self, products: Sequence[Mapping[str, Any]]) -> None:
         self.size = len(products)
-        self.price = np.array([p.get("price", math.nan) if p.get("price") is not None else math.nan
-                               for p in products], dtype=np.float64)
+        self.price = np.array(
+            [p.get("price", math.nan) if p.get("price") is not None else math.nan for p in products],
+            dtype=np.float64,
+        )
         stock = [p.get("in_stock") for p in products]
         self.in_stock = np.array([s is True for s in stock], dtype=bool)
         self.out_of_stock = np.array([s is False for s in stock], dtype=bool)

@@ -28,8 +28,9 @@ class Space:
     vectors: np.ndarray
     search_k: int
 
-    def top(self, query: np.ndarray, n: int, mask: np.ndarray | None = None, exact_fraction: float = 0.25
-            ) -> tuple[np.ndarray, np.ndarray]:
+    def top(
+        self, query: np.ndarray, n: int, mask: np.ndarray | None = None, exact_fraction: float = 0.25
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``n`` rows by cosine, restricted to ``mask``.
 
         Unfiltered: Annoy with the tuned ``search_k``, scaled to ``n``. Selective filter: exact scoring
@@ -71,8 +72,11 @@ class LoadedIndex:
         self.version: str = self.manifest["version"]
         dim = int(self.manifest["dim"])
         self.spaces = {
-            name: Space(load_annoy(self.path / f"{name}.annoy", dim), load_vectors(self.path / f"{name}.npy"),
-                        int(self.manifest["tuning"][name]["search_k"]))
+            name: Space(
+                load_annoy(self.path / f"{name}.annoy", dim),
+                load_vectors(self.path / f"{name}.npy"),
+                int(self.manifest["tuning"][name]["search_k"]),
+            )
             for name in ("search", "similar")
         }
         with (self.path / "products.jsonl").open(encoding="utf-8") as fh:
@@ -99,4 +103,5 @@ def check_compatible(manifest: dict[str, Any], expected: dict[str, Any], path: P
             raise IndexMismatchError(
                 f"index {path.name} was built with {key}={manifest.get(key)!r} but this process runs "
                 f"{key}={expected.get(key)!r}; rebuild it (`recsys index build`) or run the matching "
-                "model and template (RECSYS_MODEL_DIR, RECSYS_TEMPLATES_PATH)")
+                "model and template (RECSYS_MODEL_DIR, RECSYS_TEMPLATES_PATH)"
+            )

@@ -10,8 +10,9 @@ from recsys.templates import Template
 
 
 def make_encoder(settings: Settings) -> TransformerEncoder:
-    return TransformerEncoder(settings.resolved_model_dir, threads=settings.torch_threads,
-                              batch_size=settings.batch_size)
+    return TransformerEncoder(
+        settings.resolved_model_dir, threads=settings.torch_threads, batch_size=settings.batch_size
+    )
 
 
 def load_template(settings: Settings) -> Template:
@@ -19,5 +20,6 @@ def load_template(settings: Settings) -> Template:
 
 
 def make_engine(settings: Settings, encoder: TransformerEncoder | None = None) -> Engine:
-    return Engine(settings, encoder or make_encoder(settings), load_template(settings),
-                  IndexStore(settings.index_dir))
+    return Engine(
+        settings, encoder or make_encoder(settings), load_template(settings), IndexStore(settings.index_dir)
+    )

@@ -46,8 +46,9 @@ class IndexStore:
     def current_path(self) -> Path:
         name = self.current()
         if name is None:
-            raise IndexNotFoundError(f"no index has been published under {self.root}; "
-                                     "run `recsys index build --catalogue PATH`")
+            raise IndexNotFoundError(
+                f"no index has been published under {self.root}; run `recsys index build --catalogue PATH`"
+            )
         return self.path(name)
 
     def path(self, version: str) -> Path:

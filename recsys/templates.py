@@ -20,8 +20,18 @@ from typing import Any
 from recsys.catalogue import Product
 from recsys.errors import TemplateError
 
-PRODUCT_FIELDS = {"title", "description", "brand", "category", "department", "leaf", "price", "price_band",
-                  "in_stock", "other_attributes"}
+PRODUCT_FIELDS = {
+    "title",
+    "description",
+    "brand",
+    "category",
+    "department",
+    "leaf",
+    "price",
+    "price_band",
+    "in_stock",
+    "other_attributes",
+}
 ALIASES = {"colour": ("colour", "color", "base_colour", "basecolour"), "size": ("size", "sizes")}
 MIN_BAND_GROUP = 8
 _TAG = re.compile(r"<[^>]+>")
@@ -58,8 +68,9 @@ class Template:
             similar_parts = tuple(data["similar"]["document"])
             bands = tuple(data.get("price_bands", ("budget", "mid-range", "premium")))
         except (KeyError, TypeError) as exc:
-            raise TemplateError(f"{source}: missing key {exc} (need search.query, search.document, "
-                                "similar.document)") from None
+            raise TemplateError(
+                f"{source}: missing key {exc} (need search.query, search.document, similar.document)"
+            ) from None
         if "{query}" not in query:
             raise TemplateError(f"{source}: search.query must contain {{query}}")
         for part in (*search_parts, *similar_parts):

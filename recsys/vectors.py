@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final, Literal
 
 import numpy as np
 from annoy import AnnoyIndex
 
-METRIC = "angular"  # on unit vectors: distance² = 2 - 2·cosine
+METRIC: Final[Literal["angular"]] = "angular"  # on unit vectors: distance² = 2 - 2·cosine
 RECALL_K = 10
 
 
@@ -47,8 +48,9 @@ def load_vectors(path: Path) -> np.ndarray:
     return np.load(path, mmap_mode="r")
 
 
-def exact_top(vectors: np.ndarray, query: np.ndarray, n: int, rows: np.ndarray | None = None
-              ) -> tuple[np.ndarray, np.ndarray]:
+def exact_top(
+    vectors: np.ndarray, query: np.ndarray, n: int, rows: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``n`` by cosine among ``rows`` (all rows when None): (rows, scores), best first."""
     candidates = vectors if rows is None else vectors[rows]
     scores = candidates @ query
@@ -67,8 +69,9 @@ def annoy_top(index: AnnoyIndex, query: np.ndarray, n: int, search_k: int) -> tu
     return np.asarray(rows, dtype=np.int64), 1.0 - d * d / 2.0
 
 
-def tune_search_k(index: AnnoyIndex, vectors: np.ndarray, trees: int, target: float,
-                  queries: np.ndarray, k: int = RECALL_K) -> Tuning:
+def tune_search_k(
+    index: AnnoyIndex, vectors: np.ndarray, trees: int, target: float, queries: np.ndarray, k: int = RECALL_K
+) -> Tuning:
     """Smallest ``search_k`` (doubling from Annoy's default) whose recall@k against exact search ≥ target.
 
     If even a full scan does not reach the target (tiny or degenerate data), returns -1: exact search.
@@ -78,8 +81,10 @@ def tune_search_k(index: AnnoyIndex, vectors: np.ndarray, trees: int, target: fl
     truth = [set(exact_top(vectors, q, k)[0].tolist()) for q in queries]
     search_k = k * trees
     while True:
-        hits = sum(len(truth_q & set(annoy_top(index, q, k, search_k)[0].tolist()))
-                   for q, truth_q in zip(queries, truth, strict=True))
+        hits = sum(
+            len(truth_q & set(annoy_top(index, q, k, search_k)[0].tolist()))
+            for q, truth_q in zip(queries, truth, strict=True)
+        )
         recall = hits / max(1, k * len(queries))
         if recall >= target:
             return Tuning(search_k, recall, len(queries))

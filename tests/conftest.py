@@ -24,8 +24,13 @@ SUBSET = 300  # products in the small catalogue most tests build from
 @pytest.fixture(scope="session")
 def base_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     data = tmp_path_factory.mktemp("data")
-    return Settings.from_env({}, data_dir=data, embeddings_dir=data / "embeddings", annoy_trees=16,
-                             torch_threads=int(os.environ.get("RECSYS_TEST_THREADS", "0")))
+    return Settings.from_env(
+        {},
+        data_dir=data,
+        embeddings_dir=data / "embeddings",
+        annoy_trees=16,
+        torch_threads=int(os.environ.get("RECSYS_TEST_THREADS", "0")),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -53,16 +58,18 @@ def small_catalogue(tmp_path_factory: pytest.TempPathFactory, fixture_catalogue:
 
 
 @pytest.fixture(scope="session")
-def full_build(base_settings: Settings, encoder: TransformerEncoder, template: Template,
-               fixture_catalogue: Path) -> tuple[Settings, BuildResult]:
+def full_build(
+    base_settings: Settings, encoder: TransformerEncoder, template: Template, fixture_catalogue: Path
+) -> tuple[Settings, BuildResult]:
     """The whole fixture catalogue, built once per session into its own data directory."""
     settings = replace(base_settings, data_dir=base_settings.data_dir / "full")
     return settings, build_index(fixture_catalogue, settings=settings, encoder=encoder, template=template)
 
 
 @pytest.fixture(scope="session")
-def full_engine(full_build: tuple[Settings, BuildResult], encoder: TransformerEncoder,
-                template: Template) -> Engine:
+def full_engine(
+    full_build: tuple[Settings, BuildResult], encoder: TransformerEncoder, template: Template
+) -> Engine:
     settings, _ = full_build
     return Engine(settings, encoder, template, IndexStore(settings.index_dir))
 
@@ -77,3 +84,32 @@ def settings(base_settings: Settings, tmp_path: Path) -> Settings:
 def fixture_products() -> Iterator[dict]:
     with (FIXTURES / "catalogue.jsonl").open(encoding="utf-8") as fh:
         yield (json.loads(line) for line in fh)
+
+
+# -- API fixtures (tests/test_api*.py) ---------------------------------------------------------------
+
+API_REDIS_URL = os.environ.get("RECSYS_TEST_REDIS_URL", "redis://127.0.0.1:6379/6")
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A dedicated Redis database, flushed before and after each test; skipped if Redis is not running."""
+    import redis
+
+    client = redis.Redis.from_url(API_REDIS_URL, socket_timeout=1)
+    try:
+        client.flushdb()
+    except redis.ConnectionError:
+        pytest.skip(f"no Redis at {API_REDIS_URL}")
+    yield API_REDIS_URL
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def small_build(
+    settings: Settings, encoder: TransformerEncoder, template: Template, small_catalogue: Path
+) -> Settings:
+    """A fresh data directory holding a published index of the small catalogue (embeddings are shared)."""
+    build_index(small_catalogue, settings=settings, encoder=encoder, template=template)
+    return settings

@@ -20,8 +20,21 @@ from recsys.templates import Template
 def test_manifest_records_how_the_index_was_built(full_build: tuple[Settings, BuildResult]) -> None:
     settings, result = full_build
     manifest = json.loads((result.path / "manifest.json").read_text())
-    for key in ("model", "model_name", "template", "template_name", "dim", "metric", "trees", "tuning",
-                "counts", "catalogue_hash", "built_at", "versions", "version"):
+    for key in (
+        "model",
+        "model_name",
+        "template",
+        "template_name",
+        "dim",
+        "metric",
+        "trees",
+        "tuning",
+        "counts",
+        "catalogue_hash",
+        "built_at",
+        "versions",
+        "version",
+    ):
         assert key in manifest, key
     assert manifest["dim"] == 384 and manifest["metric"] == "angular"
     assert manifest["counts"]["products"] == 1200
@@ -29,15 +42,22 @@ def test_manifest_records_how_the_index_was_built(full_build: tuple[Settings, Bu
     for space in ("search", "similar"):
         assert manifest["tuning"][space]["recall_at_10"] >= settings.target_recall
         assert manifest["tuning"][space]["search_k"] != 0
-    for artifact in ("search.annoy", "similar.annoy", "search.npy", "similar.npy", "products.jsonl",
-                     "lexical", "rejected.jsonl"):
+    for artifact in (
+        "search.annoy",
+        "similar.annoy",
+        "search.npy",
+        "similar.npy",
+        "products.jsonl",
+        "lexical",
+        "rejected.jsonl",
+    ):
         assert (result.path / artifact).exists(), artifact
     assert IndexStore(settings.index_dir).current() == result.version
 
 
-def test_bad_rows_are_skipped_and_the_rest_indexed(settings: Settings, encoder: TransformerEncoder,
-                                                   template: Template, small_catalogue: Path,
-                                                   tmp_path: Path) -> None:
+def test_bad_rows_are_skipped_and_the_rest_indexed(
+    settings: Settings, encoder: TransformerEncoder, template: Template, small_catalogue: Path, tmp_path: Path
+) -> None:
     lines = small_catalogue.read_text().splitlines()[:40]
     lines.insert(5, '{"id": "broken", "title": 7}')
     lines.insert(9, "garbage")
@@ -50,21 +70,25 @@ def test_bad_rows_are_skipped_and_the_rest_indexed(settings: Settings, encoder: 
     assert [r["line"] for r in rejected] == [6, 10]
 
 
-def test_rebuild_of_unchanged_catalogue_embeds_nothing(settings: Settings, encoder: TransformerEncoder,
-                                                       template: Template, small_catalogue: Path) -> None:
+def test_rebuild_of_unchanged_catalogue_embeds_nothing(
+    settings: Settings, encoder: TransformerEncoder, template: Template, small_catalogue: Path
+) -> None:
     build_index(small_catalogue, settings=settings, encoder=encoder, template=template)
     again = build_index(small_catalogue, settings=settings, encoder=encoder, template=template)
     assert again.manifest["counts"]["embedded"] == 0
 
 
-def test_publish_rollback_and_prune(settings: Settings, encoder: TransformerEncoder, template: Template,
-                                    small_catalogue: Path) -> None:
+def test_publish_rollback_and_prune(
+    settings: Settings, encoder: TransformerEncoder, template: Template, small_catalogue: Path
+) -> None:
     settings = replace(settings, keep_versions=2)
     store = IndexStore(settings.index_dir)
     with pytest.raises(IndexNotFoundError):
         store.current_path()
-    versions = [build_index(small_catalogue, settings=settings, encoder=encoder, template=template).version
-                for _ in range(3)]
+    versions = [
+        build_index(small_catalogue, settings=settings, encoder=encoder, template=template).version
+        for _ in range(3)
+    ]
     assert store.current() == versions[-1]
     assert store.versions() == versions[1:]  # the oldest was pruned
     assert store.rollback() == versions[1]
@@ -77,9 +101,9 @@ def test_publish_rollback_and_prune(settings: Settings, encoder: TransformerEnco
         store.rollback(to="19990101T000000-nope")
 
 
-def test_failed_build_publishes_nothing_and_leaves_no_staging(settings: Settings, encoder: TransformerEncoder,
-                                                              template: Template, small_catalogue: Path,
-                                                              tmp_path: Path) -> None:
+def test_failed_build_publishes_nothing_and_leaves_no_staging(
+    settings: Settings, encoder: TransformerEncoder, template: Template, small_catalogue: Path, tmp_path: Path
+) -> None:
     first = build_index(small_catalogue, settings=settings, encoder=encoder, template=template)
     empty = tmp_path / "empty.jsonl"
     empty.write_text('{"id": "x"}\n')
@@ -93,18 +117,22 @@ def test_failed_build_publishes_nothing_and_leaves_no_staging(settings: Settings
     changed = tmp_path / "changed.jsonl"
     changed.write_text('{"id": "new", "title": "A product nobody embedded yet"}\n')
     with pytest.raises(RuntimeError, match="disk on fire"):
-        build_index(changed, settings=settings, encoder=Exploding(settings.resolved_model_dir), template=template)
+        build_index(
+            changed, settings=settings, encoder=Exploding(settings.resolved_model_dir), template=template
+        )
     store = IndexStore(settings.index_dir)
     assert store.current() == first.version
     assert store.versions() == [first.version]
     assert not any(store.staging_dir.iterdir())
 
 
-def test_index_from_another_model_or_template_is_refused(full_build: tuple[Settings, BuildResult],
-                                                         encoder: TransformerEncoder, template: Template) -> None:
+def test_index_from_another_model_or_template_is_refused(
+    full_build: tuple[Settings, BuildResult], encoder: TransformerEncoder, template: Template
+) -> None:
     settings, _ = full_build
-    other = Template.from_dict({"search": {"query": "q: {query}", "document": ["{title}"]},
-                                "similar": {"document": ["{title}"]}})
+    other = Template.from_dict(
+        {"search": {"query": "q: {query}", "document": ["{title}"]}, "similar": {"document": ["{title}"]}}
+    )
     with pytest.raises(IndexMismatchError, match="template"):
         Engine(settings, encoder, other).search("shoes")
 

@@ -25,19 +25,28 @@ def test_fixture_catalogue_loads_cleanly(fixture_catalogue: Path) -> None:
 
 
 def test_bad_rows_are_reported_with_line_and_reason_and_skipped(tmp_path: Path) -> None:
-    good = {"id": "a", "title": "Red Shoe", "price": 10, "category": ["Shoes"], "attributes": {"colour": "red"}}
-    path = write(tmp_path / "c.jsonl", [
-        json.dumps(good),                                   # 1 ok
-        json.dumps({"title": "no id"}),                     # 2 missing id
-        json.dumps({"id": "b", "title": "x", "price": "cheap"}),  # 3 wrong type
-        json.dumps({"id": "a", "title": "dupe"}),           # 4 duplicate
-        "{not json",                                        # 5 unparsable
-        "",                                                 # 6 blank: ignored
-        json.dumps({"id": "c", "title": "Blue Shoe", "in_stock": "yes"}),  # 7 wrong type
-        json.dumps({"id": "d", "title": "Green Shoe", "attributes": {"sizes": ["8", 9]}}),  # 8 bad list
-        json.dumps({"id": "e", "title": "Ok Shoe", "image_url": "http://x/e.jpg"}),  # 9 ok, extra kept
-        json.dumps(["not", "an", "object"]),                # 10 not an object
-    ])
+    good = {
+        "id": "a",
+        "title": "Red Shoe",
+        "price": 10,
+        "category": ["Shoes"],
+        "attributes": {"colour": "red"},
+    }
+    path = write(
+        tmp_path / "c.jsonl",
+        [
+            json.dumps(good),  # 1 ok
+            json.dumps({"title": "no id"}),  # 2 missing id
+            json.dumps({"id": "b", "title": "x", "price": "cheap"}),  # 3 wrong type
+            json.dumps({"id": "a", "title": "dupe"}),  # 4 duplicate
+            "{not json",  # 5 unparsable
+            "",  # 6 blank: ignored
+            json.dumps({"id": "c", "title": "Blue Shoe", "in_stock": "yes"}),  # 7 wrong type
+            json.dumps({"id": "d", "title": "Green Shoe", "attributes": {"sizes": ["8", 9]}}),  # 8 bad list
+            json.dumps({"id": "e", "title": "Ok Shoe", "image_url": "http://x/e.jpg"}),  # 9 ok, extra kept
+            json.dumps(["not", "an", "object"]),  # 10 not an object
+        ],
+    )
     loaded = load_catalogue(path)
     assert [p.id for p in loaded.products] == ["a", "e"]
     assert loaded.products[1].attributes == {"image_url": "http://x/e.jpg"}
@@ -53,13 +62,16 @@ def test_bad_rows_are_reported_with_line_and_reason_and_skipped(tmp_path: Path) 
 
 
 def test_csv_catalogue(tmp_path: Path) -> None:
-    path = write(tmp_path / "c.csv", [
-        "id,title,brand,category,price,in_stock,colour",
-        "1,Trail Shoe,Acme,Footwear > Running,59.5,true,blue",
-        "2,,Acme,Footwear,10,true,red",
-        "3,Road Shoe,Acme,Footwear > Running,abc,false,",
-        '4,"Sock, wool",Knit,Clothing,5,no,grey',
-    ])
+    path = write(
+        tmp_path / "c.csv",
+        [
+            "id,title,brand,category,price,in_stock,colour",
+            "1,Trail Shoe,Acme,Footwear > Running,59.5,true,blue",
+            "2,,Acme,Footwear,10,true,red",
+            "3,Road Shoe,Acme,Footwear > Running,abc,false,",
+            '4,"Sock, wool",Knit,Clothing,5,no,grey',
+        ],
+    )
     loaded = load_catalogue(path)
     assert [p.id for p in loaded.products] == ["1", "4"]
     first = loaded.products[0]

@@ -45,7 +45,7 @@ def test_spec_reads_the_embedded_model() -> None:
 
 
 def test_a_directory_without_a_model_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match="config.json"):
+    with pytest.raises(ModelError, match=r"config\.json"):
         ModelSpec.read(tmp_path)
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ModelError, match="weights"):

@@ -71,34 +71,49 @@ def test_recommend_from_a_cart(full_engine: Engine) -> None:
 
 
 def test_filters_are_applied(full_engine: Engine) -> None:
-    filters = Filters.parse({"category": "Footwear", "in_stock": "true", "price_max": "80",
-                             "attr.gender": "women"})
+    filters = Filters.parse(
+        {"category": "Footwear", "in_stock": "true", "price_max": "80", "attr.gender": "women"}
+    )
     results = full_engine.search("boots", k=20, filters=filters).to_list()
     assert results
     for item in results:
         assert item["category"][0] == "Footwear" and item["in_stock"] is True and item["price"] <= 80
         assert item["attributes"]["gender"] in ("women",)
     brand = results[0]["brand"]
-    assert all(r["brand"] == brand for r in full_engine.search("boots", filters=Filters.parse(
-        {"brand": brand.upper()})).to_list())
+    assert all(
+        r["brand"] == brand
+        for r in full_engine.search("boots", filters=Filters.parse({"brand": brand.upper()})).to_list()
+    )
     assert full_engine.search("boots", filters=Filters.parse({"brand": "No Such Brand"})).to_list() == []
 
 
-@pytest.mark.parametrize("raw, param", [
-    ({"colour": "red"}, "colour"), ({"price_min": "-1"}, "price_min"), ({"price_max": "x"}, "price_max"),
-    ({"in_stock": "maybe"}, "in_stock"), ({"price_min": "9", "price_max": "3"}, "price_min"),
-    ({"attr.colour": ""}, "attr.colour"),
-])
+@pytest.mark.parametrize(
+    "raw, param",
+    [
+        ({"colour": "red"}, "colour"),
+        ({"price_min": "-1"}, "price_min"),
+        ({"price_max": "x"}, "price_max"),
+        ({"in_stock": "maybe"}, "in_stock"),
+        ({"price_min": "9", "price_max": "3"}, "price_min"),
+        ({"attr.colour": ""}, "attr.colour"),
+    ],
+)
 def test_bad_filters_name_the_parameter(raw: dict[str, str], param: str) -> None:
     with pytest.raises(InvalidRequestError) as caught:
         Filters.parse(raw)
     assert caught.value.param == param
 
 
-@pytest.mark.parametrize("kwargs, param", [
-    ({"query": "", "k": 10}, "q"), ({"query": "x" * 600, "k": 10}, "q"), ({"query": "a", "k": 0}, "k"),
-    ({"query": "a", "k": 101}, "k"), ({"query": "a", "k": 10, "offset": -1}, "offset"),
-])
+@pytest.mark.parametrize(
+    "kwargs, param",
+    [
+        ({"query": "", "k": 10}, "q"),
+        ({"query": "x" * 600, "k": 10}, "q"),
+        ({"query": "a", "k": 0}, "k"),
+        ({"query": "a", "k": 101}, "k"),
+        ({"query": "a", "k": 10, "offset": -1}, "offset"),
+    ],
+)
 def test_bad_search_requests_name_the_parameter(full_engine: Engine, kwargs: dict, param: str) -> None:
     with pytest.raises(InvalidRequestError) as caught:
         full_engine.search(**kwargs)
@@ -107,14 +122,17 @@ def test_bad_search_requests_name_the_parameter(full_engine: Engine, kwargs: dic
 
 @pytest.mark.parametrize("selectivity", [0.001, 0.01, 0.1, 1.0])
 @pytest.mark.parametrize("space_name", ["search", "similar"])
-def test_filtered_recall_at_every_selectivity(full_engine: Engine, selectivity: float, space_name: str) -> None:
+def test_filtered_recall_at_every_selectivity(
+    full_engine: Engine, selectivity: float, space_name: str
+) -> None:
     """Recall@10 against exact filtered search ≥ 0.95 through the exact, over-fetch and Annoy paths."""
     index = full_engine.index
     space = index.spaces[space_name]
     size = len(index)
     rng = np.random.default_rng(int(selectivity * 1000))
     queries = full_engine.encoder.encode_queries(
-        [full_engine.template.render_query(q) for q in read_queries(FIXTURES / "queries.tsv").values()])
+        [full_engine.template.render_query(q) for q in read_queries(FIXTURES / "queries.tsv").values()]
+    )
     hits = total = 0
     for query in queries:
         mask = np.zeros(size, dtype=bool)

@@ -15,9 +15,15 @@ from recsys.errors import TemplateError
 from recsys.settings import Settings, default_model_dir
 from recsys.templates import Template, price_bands
 
-HEADPHONES = Product(id="h1", title="Halo Wireless Headphones", description="<p>Great&nbsp;sound.</p>",
-                     brand="Auralix", category=("Electronics", "Audio", "Headphones"), price=19.0,
-                     attributes={"color": "black", "connectivity": "wireless", "image_url": "http://x"})
+HEADPHONES = Product(
+    id="h1",
+    title="Halo Wireless Headphones",
+    description="<p>Great&nbsp;sound.</p>",
+    brand="Auralix",
+    category=("Electronics", "Audio", "Headphones"),
+    price=19.0,
+    attributes={"color": "black", "connectivity": "wireless", "image_url": "http://x"},
+)
 
 
 def test_document_puts_shopper_attributes_before_title_and_description(template: Template) -> None:
@@ -62,12 +68,15 @@ def test_template_hash_changes_with_the_template(tmp_path: Path, template: Templ
     assert Template.from_dict(json.loads(Settings().templates_path.read_text())).hash == template.hash
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda d: d["search"].pop("query"), "missing key"),
-    (lambda d: d["search"].__setitem__("query", "no placeholder"), "must contain"),
-    (lambda d: d["similar"]["document"].append("plain text"), "names no field"),
-    (lambda d: d.__setitem__("price_bands", ["a", "b"]), "3 labels"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d["search"].pop("query"), "missing key"),
+        (lambda d: d["search"].__setitem__("query", "no placeholder"), "must contain"),
+        (lambda d: d["similar"]["document"].append("plain text"), "names no field"),
+        (lambda d: d.__setitem__("price_bands", ["a", "b"]), "3 labels"),
+    ],
+)
 def test_malformed_templates_are_refused(mutate, message: str) -> None:  # type: ignore[no-untyped-def]
     data = json.loads(Settings().templates_path.read_text())
     mutate(data)
@@ -82,7 +91,9 @@ def test_missing_template_file_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_render_gives_each_product_a_content_hash(template: Template) -> None:
     other = Product(id="h2", title="Halo Wireless Headphones", brand="Auralix")
-    rendered = render([HEADPHONES, other, HEADPHONES.__class__(**{**HEADPHONES.__dict__, "id": "h3"})], template)
+    rendered = render(
+        [HEADPHONES, other, HEADPHONES.__class__(**{**HEADPHONES.__dict__, "id": "h3"})], template
+    )
     assert len(rendered.hashes) == 3
     assert rendered.hashes[0] == rendered.hashes[2]  # same content, same hash
     assert rendered.hashes[0] != rendered.hashes[1]
@@ -91,10 +102,18 @@ def test_render_gives_each_product_a_content_hash(template: Template) -> None:
 def test_model_prefixes_and_pooling_come_from_the_model_directory(tmp_path: Path) -> None:
     model = tmp_path / "e5-like"
     shutil.copytree(default_model_dir(), model)
-    (model / "config_sentence_transformers.json").write_text(json.dumps(
-        {"prompts": {"query": "query: ", "document": "passage: "}}))
-    (model / "1_Pooling" / "config.json").write_text(json.dumps(
-        {"word_embedding_dimension": 384, "pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False}))
+    (model / "config_sentence_transformers.json").write_text(
+        json.dumps({"prompts": {"query": "query: ", "document": "passage: "}})
+    )
+    (model / "1_Pooling" / "config.json").write_text(
+        json.dumps(
+            {
+                "word_embedding_dimension": 384,
+                "pooling_mode_cls_token": True,
+                "pooling_mode_mean_tokens": False,
+            }
+        )
+    )
     spec = ModelSpec.read(model)
     assert (spec.query_prefix, spec.document_prefix, spec.pooling) == ("query: ", "passage: ", "cls")
     assert spec.max_length == 256 and spec.dim == 384

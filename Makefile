@@ -1,0 +1,40 @@
+# The two commands a new machine needs: `make run` (serve the fixture catalogue on the embedded
+# default: no Redis, no broker) and `make test` (lint, type-check, tests).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+export RECSYS_DATA_DIR ?= var
+
+.PHONY: install run index test lint bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# The exact pin takes the CPU wheel on disk; anything looser pulls a multi-GB CUDA build.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+index: install
+	@$(VENV)/bin/recsys index list | grep -q '^\*' || \
+		$(VENV)/bin/recsys index build --catalogue fixtures/catalogue.jsonl
+
+run: index
+	RECSYS_TORCH_THREADS=1 RECSYS_BIND=127.0.0.1:$(PORT) $(VENV)/bin/gunicorn -c recsys/api/gunicorn_conf.py \
+		'recsys.api:create_app()'
+
+lint: install
+	$(VENV)/bin/ruff check recsys workers tests bench fixtures
+	$(VENV)/bin/ruff format --check recsys workers tests bench
+	$(VENV)/bin/mypy
+
+test: lint
+	$(VENV)/bin/pytest -q
+
+bench: index
+	$(PY) bench/relevance.py
+
+clean:
+	rm -rf $(VENV) var
