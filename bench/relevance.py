@@ -38,7 +38,9 @@ def main() -> int:
         print(f"skipped: {args.data}/catalogue.jsonl is not here (shared evaluation data)", file=sys.stderr)
         return 0
     base = Settings.from_env()
-    settings = replace(base, data_dir=base.data_dir / "bench" / "crowdflower")
+    settings = replace(
+        base, data_dir=base.data_dir / "bench" / "crowdflower", embeddings_dir=base.resolved_embeddings_dir
+    )
     encoder = make_encoder(settings)
     template = load_template(settings)
     store = IndexStore(settings.index_dir)

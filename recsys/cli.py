@@ -303,7 +303,9 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     template = load_template(settings)
     # The evaluation index lives beside the served one, keyed by catalogue: it never replaces what is served.
     key = catalogue_hash(load_catalogue(args.catalogue).products)[:16]
-    eval_settings = replace(settings, data_dir=settings.data_dir / "eval" / key)
+    eval_settings = replace(
+        settings, data_dir=settings.data_dir / "eval" / key, embeddings_dir=settings.resolved_embeddings_dir
+    )
     store = IndexStore(eval_settings.index_dir)
     current = store.current()
     wanted = identity(eval_settings, encoder, template)

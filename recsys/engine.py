@@ -178,36 +178,48 @@ class Engine:
         filters: Filters | None = None,
         query_vector: np.ndarray | None = None,
     ) -> Results:
-        """Hybrid search: convex fusion of dense cosine and max-normalised BM25 over both candidate pools."""
+        """Hybrid search over the candidates of both vector spaces and BM25.
+
+        The dense score mixes the query's cosine to the full product text (the *search* template) with
+        its cosine to the short attributes-and-title text (the *similar* template), so a long
+        description cannot drown the title; the result is fused convexly with max-normalised BM25.
+        """
         check_query(query)
         check_page(k, offset)
         index, live = self.live()
         vector = self.embed_query(query) if query_vector is None else query_vector
         mask = _and(index.mask(filters), live.alive)
-        n = k + offset
-        space = index.spaces["search"]
-        dense_rows, _ = space.top(vector, max(n, POOL), mask, self.settings.exact_filter_fraction)
+        size = max(k + offset, POOL)
+        short = self.settings.short_vector_weight
+        fraction = self.settings.exact_filter_fraction
+        spaces = index.spaces
+        candidates = [spaces["search"].top(vector, size, mask, fraction)[0]]
+        if short > 0:
+            candidates.append(spaces["similar"].top(vector, size, mask, fraction)[0])
         weight = self.settings.hybrid_weight
         bm25 = index.lexical.scores(normalise_query(query)) if weight > 0 else None
         if bm25 is not None and mask is not None:
             bm25 = np.where(mask, bm25, 0.0)
-        if bm25 is None or bm25.max() <= 0:
-            pool = dense_rows
-            fused = space.vectors[pool] @ vector
-        else:
-            lexical_rows = _top_rows(bm25, max(n, POOL))
-            pool = np.union1d(dense_rows, lexical_rows)
-            dense = space.vectors[pool] @ vector
-            fused = (1.0 - weight) * dense + weight * (bm25[pool] / bm25.max())
-        pool, fused = _merge_delta(pool, fused, index, live.delta, "search", vector, filters)
-        if bm25 is not None and bm25.max() > 0 and len(live.delta):
-            # Delta products have no BM25 score: give them the same convex mix, with term overlap
-            # standing in for normalised BM25, so an upsert is neither buried nor boosted.
-            extra = pool >= len(index)
-            texts = [_text(live.delta.products[r - len(index)]) for r in pool[extra]]
-            fused[extra] = (1.0 - weight) * fused[extra] + weight * index.lexical.overlap(query, texts)
-        order = np.argsort(-fused, kind="stable")[offset:n]
-        return Results([Hit(int(pool[i]), float(fused[i])) for i in order], index, live.delta)
+        lexical = bm25 is not None and bm25.max() > 0
+        if lexical:
+            candidates.append(_top_rows(bm25, size))  # type: ignore[arg-type]
+        pool = np.unique(np.concatenate(candidates))
+        fused = _dense(spaces["search"].vectors[pool], spaces["similar"].vectors[pool], vector, short)
+        if lexical:
+            fused = (1.0 - weight) * fused + weight * (bm25[pool] / bm25.max())  # type: ignore[index,union-attr]
+        delta = live.delta
+        if len(delta):
+            rows = _delta_rows(delta, filters)
+            extra = _dense(delta.search[rows], delta.similar[rows], vector, short)
+            if lexical:
+                # Delta products have no BM25 score: the same convex mix, with query-term overlap
+                # standing in for normalised BM25, so an upsert is neither buried nor boosted.
+                texts = [_text(delta.products[r]) for r in rows]
+                extra = (1.0 - weight) * extra + weight * index.lexical.overlap(query, texts)
+            pool = np.concatenate([pool, rows + len(index)])
+            fused = np.concatenate([fused, extra])
+        order = np.argsort(-fused, kind="stable")[offset : k + offset]
+        return Results([Hit(int(pool[i]), float(fused[i])) for i in order], index, delta)
 
     def similar(
         self, product_id: str, k: int = 10, offset: int = 0, filters: Filters | None = None
@@ -268,7 +280,7 @@ class Engine:
         rows, scores = index.spaces["similar"].top(
             vector, n, _and(index.mask(filters), live.alive), self.settings.exact_filter_fraction
         )
-        rows, scores = _merge_delta(rows, scores, index, live.delta, "similar", vector, filters)
+        rows, scores = _merge_delta(rows, scores, index, live.delta, vector, filters)
         order = np.argsort(-scores, kind="stable")
         hits = [Hit(int(rows[i]), float(scores[i])) for i in order if int(rows[i]) not in exclude]
         return Results(hits[offset : offset + k], index, live.delta)
@@ -321,22 +333,33 @@ def _merge_delta(
     scores: np.ndarray,
     index: LoadedIndex,
     delta: DeltaView,
-    space: str,
     vector: np.ndarray,
     filters: Filters | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Add every matching delta product, scored exactly by cosine, to the base candidates."""
     if not len(delta):
         return rows, scores
-    matrix = delta.search if space == "search" else delta.similar
-    candidates = np.arange(len(delta))
-    if filters is not None and not filters.is_empty() and delta.columns is not None:
-        candidates = np.flatnonzero(delta.columns.mask(filters))
-    extra = (matrix[candidates] @ vector).astype(np.float32)
+    candidates = _delta_rows(delta, filters)
+    extra = (delta.similar[candidates] @ vector).astype(np.float32)
     return (
         np.concatenate([np.asarray(rows, dtype=np.int64), candidates + len(index)]),
         np.concatenate([np.asarray(scores, dtype=np.float32), extra]),
     )
+
+
+def _delta_rows(delta: DeltaView, filters: Filters | None) -> np.ndarray:
+    """Rows of the delta's products that pass ``filters``."""
+    if filters is not None and not filters.is_empty() and delta.columns is not None:
+        return np.flatnonzero(delta.columns.mask(filters))
+    return np.arange(len(delta))
+
+
+def _dense(full: np.ndarray, short: np.ndarray, vector: np.ndarray, weight: float) -> np.ndarray:
+    """Cosine to the full text, mixed with cosine to the short text by ``weight``."""
+    scores = full @ vector
+    if weight > 0:
+        scores = (1.0 - weight) * scores + weight * (short @ vector)
+    return np.asarray(scores, dtype=np.float32)
 
 
 def _text(product: dict[str, Any]) -> str:

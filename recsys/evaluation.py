@@ -11,6 +11,7 @@ definition (trec_eval's convention). Unjudged products count as not relevant.
 from __future__ import annotations
 
 import csv
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,7 +88,10 @@ def evaluate(runs: Mapping[str, Ranking], qrels: Qrels) -> Scores:
         ("recall@100", binarised(lambda g: 1.0 if g >= threshold else 0.0)),
         ("mrr@10", binarised(lambda g: 1.0 if g >= high else 0.0)),
     ):
-        results[metric] = float(ranx_evaluate(judged, run, metric, make_comparable=True))
+        with warnings.catch_warnings():
+            # numba warns while it compiles ranx's kernels (first use only): noise, not a problem.
+            warnings.filterwarnings("ignore", message="unsafe cast")
+            results[metric] = float(ranx_evaluate(judged, run, metric, make_comparable=True))
     return Scores(results["ndcg@10"], results["recall@100"], results["mrr@10"], len(run_dict))
 
 

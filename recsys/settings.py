@@ -39,6 +39,7 @@ class Settings:
     keep_versions: int = 5
     exact_filter_fraction: float = 0.25
     hybrid_weight: float = 0.3  # weight of the normalised BM25 score in the convex fusion; 0 = dense only
+    short_vector_weight: float = 0.25  # weight of the attributes-and-title vector in the dense score
     cache_ttl_s: int = 300
     cache: bool = True  # RECSYS_CACHE=off: every request is computed (the uncached benchmark)
     redis_timeout_ms: int = 50  # socket timeouts of the API's Redis cache; a slow Redis is skipped
@@ -85,6 +86,7 @@ class Settings:
             (self.keep_versions >= 1, "RECSYS_KEEP_VERSIONS must be >= 1"),
             (0.0 <= self.exact_filter_fraction <= 1.0, "RECSYS_EXACT_FILTER_FRACTION must be in 0..1"),
             (0.0 <= self.hybrid_weight <= 1.0, "RECSYS_HYBRID_WEIGHT must be in 0..1"),
+            (0.0 <= self.short_vector_weight <= 1.0, "RECSYS_SHORT_VECTOR_WEIGHT must be in 0..1"),
             (self.cache_ttl_s >= 0, "RECSYS_CACHE_TTL_S must be >= 0"),
             (1 <= self.redis_timeout_ms <= 10_000, "RECSYS_REDIS_TIMEOUT_MS must be in 1..10000"),
             (self.shard_size >= 1, "RECSYS_SHARD_SIZE must be >= 1"),
