@@ -1,10 +1,12 @@
-"""Load benchmark: gunicorn on loopback, a Zipf query mix from keep-alive threads, cached and uncached.
+"""Load benchmark: gunicorn on loopback, a Zipf mix of storefront queries, cached and uncached.
 
-    .venv/bin/python bench/load.py [--catalogue PATH] [--seconds 20] [--concurrency 4]
+    .venv/bin/python bench/load.py [--catalogue PATH] [--seconds 20] [--concurrency 2 4] [--generator wrk]
 
-Builds (or reuses) an index under ``--data-dir`` (outside the repository), starts the ``web`` process
-twice (Redis cache on, then ``RECSYS_CACHE=off``) and writes ``bench/results/load.json``. The load
-generator runs on the same machine, so it competes with the server for the CPU.
+Builds (or reuses) an index under ``--data-dir`` (outside the repository) and starts the ``web``
+process three times: the baseline (no cache, queries encoded by torch), uncached (no cache, queries on
+ONNX Runtime, the default) and cached (Redis). Each runs at every ``--concurrency`` for ``--seconds``;
+the load comes from wrk when it is installed (``apt-get install wrk``), else from Python keep-alive
+threads. Writes ``bench/results/load.json``. The generator shares the machine's CPUs with the server.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -26,7 +29,7 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-CROWDFLOWER = Path("/work/shared/data/crowdflower")
+CROWDFLOWER = ROOT.parent / "shared" / "data" / "crowdflower"
 
 
 def query_pool(catalogue: Path) -> list[str]:
@@ -156,44 +159,135 @@ def run_load(port: int, queries: list[str], seconds: float, concurrency: int) ->
     }
 
 
+WRK_SCRIPT = """
+local paths = {%s}
+local i = 0
+function setup(thread)
+  thread:set("offset", math.floor(#paths / 2) * (thread_count or 0))
+  thread_count = (thread_count or 0) + 1
+end
+function init(args)
+  i = offset or 0
+end
+function request()
+  i = i + 1
+  return wrk.format("GET", paths[(i %% #paths) + 1])
+end
+"""
+
+
+def run_wrk(port: int, queries: list[str], seconds: float, concurrency: int) -> dict[str, Any]:
+    """wrk (C, epoll) as the load generator: it costs the server's CPUs far less than Python threads."""
+    paths = ",".join(
+        json.dumps("/v1/search?" + urllib.parse.urlencode({"q": q, "k": 10})) for q in queries[:20_000]
+    )
+    script = Path(f"/tmp/recsys-wrk-{os.getpid()}.lua")
+    script.write_text(WRK_SCRIPT % paths)
+    try:
+        out = subprocess.run(
+            [
+                "wrk",
+                "-t",
+                str(min(2, concurrency)),
+                "-c",
+                str(concurrency),
+                "-d",
+                f"{int(seconds)}s",
+                "--latency",
+                "-s",
+                str(script),
+                f"http://127.0.0.1:{port}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=seconds + 60,
+        ).stdout
+    finally:
+        script.unlink(missing_ok=True)
+
+    def ms(label: str) -> float:
+        value = next(line.split()[1] for line in out.splitlines() if line.strip().startswith(label))
+        scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+        unit = next(u for u in ("us", "ms", "s") if value.endswith(u))
+        return round(float(value[: -len(unit)]) * scale[unit], 2)
+
+    requests = int(next(line.split()[0] for line in out.splitlines() if "requests in" in line))
+    bad = [line.strip() for line in out.splitlines() if "Non-2xx" in line or "Socket errors" in line]
+    errors = sum(int(n) for line in bad for n in line.replace(",", " ").split() if n.isdigit())
+    rps = float(next(line.split()[1] for line in out.splitlines() if line.startswith("Requests/sec")))
+    return {
+        "requests": requests,
+        "errors": errors,
+        "seconds": seconds,
+        "rps": round(rps, 1),
+        "p50_ms": ms("50%"),
+        "p90_ms": ms("90%"),
+        "p99_ms": ms("99%"),
+        "concurrency": concurrency,
+        "generator": "wrk",
+    }
+
+
+SCENARIOS: dict[str, dict[str, str]] = {
+    # The baseline: nothing cached, queries encoded by torch (what a plain transformers server does).
+    "uncached_torch": {"RECSYS_CACHE": "off", "RECSYS_QUERY_RUNTIME": "torch"},
+    "uncached": {"RECSYS_CACHE": "off"},
+    "cached": {},
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--catalogue", type=Path, default=ROOT / "fixtures" / "catalogue.jsonl")
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/recsys-bench"))
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[2, 4])
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/7")
     parser.add_argument("--zipf", type=float, default=1.1)
+    parser.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "load.json")
     args = parser.parse_args()
 
+    generator = args.generator
+    if generator == "auto":
+        generator = "wrk" if shutil.which("wrk") else "python"
     data_dir = args.data_dir / args.catalogue.stem
     ensure_index(args.catalogue, data_dir)
     pool = query_pool(args.catalogue)
     queries = zipf_mix(pool, 200_000, args.zipf, seed=13)
-    scenarios = {"cached": {"RECSYS_REDIS_URL": args.redis_url}, "uncached": {"RECSYS_CACHE": "off"}}
     results: dict[str, Any] = {
         "catalogue": str(args.catalogue),
         "query_pool": len(pool),
         "zipf_s": args.zipf,
         "cpus": os.cpu_count(),
-        "gunicorn": "2 gthread workers x 2 threads, 1 torch thread",
+        "generator": generator,
+        "gunicorn": "2 gthread workers x 2 threads, 1 torch/ONNX thread each",
         "scenarios": {},
     }
-    for name, extra in scenarios.items():
-        if "RECSYS_REDIS_URL" in extra:
+    for name, extra in SCENARIOS.items():
+        if name == "cached":
+            extra = {"RECSYS_REDIS_URL": args.redis_url}
             import redis
 
-            redis.Redis.from_url(extra["RECSYS_REDIS_URL"]).flushdb()
+            redis.Redis.from_url(args.redis_url).flushdb()
         port = free_port()
         proc = start_server(data_dir, port, extra)
         try:
-            run_load(port, queries[::-1], 3, args.concurrency)  # warm-up: each worker loads its encoder
-            results["scenarios"][name] = run_load(port, queries, args.seconds, args.concurrency)
-            print(name, results["scenarios"][name], flush=True)
+            run_load(port, queries[::-1], 3, 2)  # warm-up: each worker loads its encoder
+            for concurrency in args.concurrency:
+                run = run_wrk if generator == "wrk" else run_load
+                figures = run(port, queries, args.seconds, concurrency)
+                results["scenarios"][f"{name}@c{concurrency}"] = figures
+                print(name, figures, flush=True)
         finally:
             proc.terminate()
             proc.wait(30)
+    for concurrency in args.concurrency:
+        base = results["scenarios"][f"uncached_torch@c{concurrency}"]["rps"]
+        for name in ("uncached", "cached"):
+            figures = results["scenarios"][f"{name}@c{concurrency}"]
+            figures["rps_vs_uncached_torch"] = round(figures["rps"] / base, 2)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}")

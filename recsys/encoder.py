@@ -135,12 +135,17 @@ class TransformerEncoder:
         model = AutoModel.from_pretrained(self.spec.path, local_files_only=True)
         self._model = model.eval()
 
-    def _encode(self, texts: list[str], progress: Progress | None) -> np.ndarray:
-        import torch
-
+    def loaded(self) -> tuple[Any, Any]:
+        """The tokenizer and the torch model, loading them on first use."""
         with self._lock:
             if self._model is None:
                 self._load()
+        return self._tokenizer, self._model
+
+    def _encode(self, texts: list[str], progress: Progress | None) -> np.ndarray:
+        import torch
+
+        self.loaded()
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         # Longest first, so each batch pads to similar lengths and the slowest batch is seen early.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
@@ -155,7 +160,7 @@ class TransformerEncoder:
                     return_tensors="pt",
                 )
                 hidden = self._model(**encoded).last_hidden_state
-                vectors = _pool(hidden, encoded["attention_mask"], self.spec.pooling)
+                vectors = pool(hidden, encoded["attention_mask"], self.spec.pooling)
                 if self.spec.normalize:
                     vectors = torch.nn.functional.normalize(vectors, p=2, dim=1)
                 out[batch] = vectors.float().numpy()
@@ -164,7 +169,8 @@ class TransformerEncoder:
         return out
 
 
-def _pool(hidden: Any, mask: Any, mode: str) -> Any:
+def pool(hidden: Any, mask: Any, mode: str) -> Any:
+    """Sentence vector from token states, as the model's pooling config says."""
     import torch
 
     if mode == "cls":

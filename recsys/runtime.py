@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
-from recsys.encoder import TransformerEncoder
+from recsys.encoder import Encoder, TransformerEncoder
 from recsys.engine import Engine
+from recsys.onnxquery import OnnxQueryEncoder
 from recsys.settings import Settings
 from recsys.store import IndexStore
 from recsys.templates import Template
 
 
-def make_encoder(settings: Settings) -> TransformerEncoder:
-    return TransformerEncoder(
+def make_encoder(settings: Settings) -> Encoder:
+    encoder = TransformerEncoder(
         settings.resolved_model_dir, threads=settings.torch_threads, batch_size=settings.batch_size
     )
+    if settings.query_runtime == "onnx":
+        return OnnxQueryEncoder(encoder, settings.data_dir / "onnx")
+    return encoder
 
 
 def load_template(settings: Settings) -> Template:
     return Template.load(settings.templates_path)
 
 
-def make_engine(settings: Settings, encoder: TransformerEncoder | None = None) -> Engine:
+def make_engine(settings: Settings, encoder: Encoder | None = None) -> Engine:
     return Engine(
         settings, encoder or make_encoder(settings), load_template(settings), IndexStore(settings.index_dir)
     )

@@ -50,3 +50,27 @@ def test_a_directory_without_a_model_is_refused(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ModelError, match="weights"):
         ModelSpec.read(tmp_path)
+
+
+def test_onnx_query_path_gives_the_torch_vectors(encoder: TransformerEncoder, tmp_path: Path) -> None:
+    from recsys.onnxquery import OnnxQueryEncoder
+
+    fast = OnnxQueryEncoder(encoder, tmp_path / "onnx")
+    queries = ["16 gb memory card", "affordable wireless headphones", "a"]
+    np.testing.assert_allclose(fast.encode_queries(queries), encoder.encode_queries(queries), atol=1e-5)
+    assert fast.path.is_file() and fast.identity == encoder.identity
+    np.testing.assert_allclose(fast.encode_documents(queries[:1]), encoder.encode_documents(queries[:1]))
+    # A second process reuses the export instead of tracing again.
+    again = OnnxQueryEncoder(encoder, tmp_path / "onnx")
+    mtime = again.path.stat().st_mtime_ns
+    np.testing.assert_allclose(again.encode_queries(queries[:1]), encoder.encode_queries(queries[:1]), atol=1e-5)
+    assert again.path.stat().st_mtime_ns == mtime
+
+
+def test_onnx_query_path_falls_back_to_torch(encoder: TransformerEncoder, tmp_path: Path) -> None:
+    from recsys.onnxquery import OnnxQueryEncoder
+
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    fast = OnnxQueryEncoder(encoder, blocked)  # the export cannot be written here
+    np.testing.assert_allclose(fast.encode_queries(["boots"]), encoder.encode_queries(["boots"]), atol=1e-6)

@@ -1,0 +1,136 @@
+"""The query path on ONNX Runtime: the same model, exported once from torch into the data directory.
+
+A storefront query is a handful of tokens, where torch's per-operator overhead dominates: on this
+kind of CPU a query takes about 10 ms in torch and under 4 ms in ONNX Runtime, with the same vector
+(to 1e-6). Documents stay on torch, the reference path. The export is a derived artifact keyed by
+the model's identity, made by the first process that needs it (never before a fork: it runs the
+model) and published with an atomic rename. If ONNX Runtime is missing or the export fails, queries
+fall back to torch with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recsys.encoder import Progress, TransformerEncoder, pool
+
+log = logging.getLogger(__name__)
+
+
+class OnnxQueryEncoder:
+    """A :class:`TransformerEncoder` whose queries run on ONNX Runtime."""
+
+    def __init__(self, torch_encoder: TransformerEncoder, cache_dir: Path) -> None:
+        self.torch = torch_encoder
+        self.path = Path(cache_dir) / f"{torch_encoder.identity}.onnx"
+        self._session: Any = None
+        self._failed = False
+        self._lock = threading.Lock()
+
+    @property
+    def identity(self) -> str:
+        return self.torch.identity
+
+    @property
+    def dim(self) -> int:
+        return self.torch.dim
+
+    @property
+    def spec(self) -> Any:
+        return self.torch.spec
+
+    def encode_documents(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        return self.torch.encode_documents(texts, progress)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        session = self._ready()
+        if session is None:
+            return self.torch.encode_queries(texts)
+        tokenizer, _ = self.torch.loaded()
+        spec = self.torch.spec
+        encoded = tokenizer(
+            [spec.query_prefix + t for t in texts],
+            padding=True,
+            truncation=True,
+            max_length=spec.max_length,
+            return_tensors="np",
+        )
+        feeds = {
+            "input_ids": encoded["input_ids"].astype(np.int64),
+            "attention_mask": encoded["attention_mask"].astype(np.int64),
+        }
+        vectors: np.ndarray = session.run(None, feeds)[0]
+        return vectors.astype(np.float32, copy=False)
+
+    def _ready(self) -> Any:
+        if self._session is not None or self._failed:
+            return self._session
+        with self._lock:
+            if self._session is None and not self._failed:
+                try:
+                    if not self.path.is_file():
+                        export(self.torch, self.path)
+                    self._session = _session(self.path, self.torch.threads)
+                except Exception as exc:  # a missing runtime must not take search down
+                    self._failed = True
+                    log.warning("ONNX query path unavailable (%s); queries run on torch", exc)
+        return self._session
+
+
+def export(encoder: TransformerEncoder, path: Path) -> None:
+    """Trace the model with its pooling and normalisation into one ONNX graph at ``path``."""
+    import torch
+
+    tokenizer, model = encoder.loaded()
+    spec = encoder.spec
+
+    class Pooled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            vectors = pool(hidden, attention_mask, spec.pooling)
+            return torch.nn.functional.normalize(vectors, p=2, dim=1) if spec.normalize else vectors
+
+    sample = tokenizer(["a short query", "a somewhat longer sample query"], padding=True, return_tensors="pt")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    dynamic = {0: "batch", 1: "tokens"}
+    try:
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore")  # tracer chatter about data-dependent branches
+            torch.onnx.export(
+                Pooled().eval(),
+                (sample["input_ids"], sample["attention_mask"]),
+                str(tmp),
+                input_names=["input_ids", "attention_mask"],
+                output_names=["vectors"],
+                dynamic_axes={"input_ids": dynamic, "attention_mask": dynamic, "vectors": {0: "batch"}},
+                opset_version=17,
+                dynamo=False,
+            )
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _session(path: Path, threads: int) -> Any:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
