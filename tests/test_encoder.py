@@ -63,7 +63,9 @@ def test_onnx_query_path_gives_the_torch_vectors(encoder: TransformerEncoder, tm
     # A second process reuses the export instead of tracing again.
     again = OnnxQueryEncoder(encoder, tmp_path / "onnx")
     mtime = again.path.stat().st_mtime_ns
-    np.testing.assert_allclose(again.encode_queries(queries[:1]), encoder.encode_queries(queries[:1]), atol=1e-5)
+    np.testing.assert_allclose(
+        again.encode_queries(queries[:1]), encoder.encode_queries(queries[:1]), atol=1e-5
+    )
     assert again.path.stat().st_mtime_ns == mtime
 
 
