@@ -1,6 +1,6 @@
 """Benchmark: full versus incremental (5% changed) sharded reindex with 1 and 2 Celery worker processes.
 
-Reads a subset of /work/shared/data/myntra/catalogue.jsonl (never copied into the repo), runs a real
+Reads a subset of ../shared/data/myntra/catalogue.jsonl (never copied into the repo), runs a real
 worker (prefork, -c N) on a Redis broker, prints a table and writes bench/results/reindex.json.
 
     .venv/bin/python bench/reindex.py --products 5000
@@ -24,7 +24,7 @@ from recsys.settings import Settings  # noqa: E402
 from tests.workerproc import WorkerProcess, wait_for  # noqa: E402
 from workers.submit import submit  # noqa: E402
 
-SOURCE = Path("/work/shared/data/myntra/catalogue.jsonl")
+SOURCE = ROOT.parent / "shared" / "data" / "myntra" / "catalogue.jsonl"
 BROKER = "redis://127.0.0.1:6379/7"
 
 
@@ -95,6 +95,9 @@ def main() -> int:
             finally:
                 worker.stop()
         client.flushdb()
+    for row in rows:  # every figure as a ratio against the full build with one worker, same run
+        base = next(r for r in rows if r["workers"] == args.workers[0] and r["kind"] == "full")
+        row["vs_full_1_worker"] = round(row["seconds"] / base["seconds"], 3)
     out = ROOT / "bench" / "results" / "reindex.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
