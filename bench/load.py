@@ -50,7 +50,7 @@ def zipf_mix(pool: list[str], n: int, s: float, seed: int) -> list[str]:
 
 
 def ensure_index(catalogue: Path, data_dir: Path) -> None:
-    from recsys.build import build_index
+    from recsys.reindex import build_index
     from recsys.runtime import load_template, make_encoder
     from recsys.settings import Settings
     from recsys.store import IndexStore

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from recsys.build import build_index, identity
+from recsys.build import identity
 from recsys.engine import Engine
 from recsys.evaluation import evaluate, read_qrels, read_queries
+from recsys.reindex import build_index
 from recsys.runtime import load_template, make_encoder
 from recsys.settings import PROJECT_ROOT, Settings
 from recsys.store import IndexStore

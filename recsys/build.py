@@ -1,8 +1,8 @@
 """Building an index version: catalogue → rendered texts → vectors → Annoy + BM25 → checks → publish.
 
-The steps are separate functions so the Celery pipeline (``workers``) can run the embedding in
-shards on many machines and call :func:`assemble` and :func:`publish` in its callback; the CLI runs
-them in-process through :func:`build_index`.
+The steps are separate functions so the reindex pipeline (:mod:`recsys.reindex`) can run the
+embedding in shards, in-process or on many Celery workers, and call :func:`assemble` and
+:func:`publish` in its last step.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from recsys import __version__
-from recsys.catalogue import Product, RowError, catalogue_hash, load_catalogue
+from recsys.catalogue import Product, RowError, catalogue_hash
 from recsys.embcache import EmbeddingCache
 from recsys.encoder import Encoder, Progress
 from recsys.errors import BuildError
@@ -176,56 +176,6 @@ def publish(store: IndexStore, staged: Path, settings: Settings, manifest: dict[
     store.publish(version)
     store.prune(settings.keep_versions)
     return version
-
-
-def build_index(
-    catalogue: Path,
-    *,
-    settings: Settings,
-    encoder: Encoder,
-    template: Template,
-    progress: Callable[[int, int], None] | None = None,
-    phase: Phase | None = None,
-) -> BuildResult:
-    """The whole pipeline, in-process: what ``recsys index build`` runs with no broker configured."""
-    started = time.time()
-    say = phase or (lambda _: None)
-    loaded = load_catalogue(catalogue)
-    if not loaded.products:
-        raise BuildError(f"{catalogue}: no valid product ({len(loaded.errors)} rejected rows)")
-    say("rendering")
-    rendered = render(loaded.products, template)
-    store = IndexStore(settings.index_dir)
-    total = len(set(rendered.search)) + len(set(rendered.similar))
-    done = 0
-
-    def tick(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress is not None:
-            progress(done, total)
-
-    say("embedding")
-    cache = embedding_cache(settings, encoder)
-    search_vectors, embedded_search = embed(rendered.search, encoder, tick, cache)
-    similar_vectors, embedded_similar = embed(rendered.similar, encoder, tick, cache)
-    with store.staging() as staged:
-        manifest = assemble(
-            staged,
-            loaded.products,
-            rendered,
-            search_vectors,
-            similar_vectors,
-            settings=settings,
-            encoder=encoder,
-            template=template,
-            errors=loaded.errors,
-            phase=say,
-        )
-        manifest["build_seconds"] = round(time.time() - started, 2)
-        manifest["counts"]["embedded"] = embedded_search + embedded_similar
-        version = publish(store, staged, settings, manifest)
-    return BuildResult(version, store.path(version), manifest, loaded.errors)
 
 
 def _check_vectors(name: str, vectors: np.ndarray, count: int, dim: int) -> None:

@@ -103,15 +103,14 @@ def _result_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
-def _progress_bar(description: str) -> Any:
+def _progress_bar(description: str, unit: str) -> Any:
     from tqdm import tqdm
 
-    return tqdm(desc=description, unit="text", file=sys.stderr, disable=None, dynamic_ncols=True)
+    return tqdm(desc=description, unit=unit, file=sys.stderr, disable=None, dynamic_ncols=True)
 
 
 def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
     from recsys.errors import InvalidRequestError
-    from recsys.reindex import run_inline
     from recsys.runtime import load_template, make_encoder
 
     catalogue = args.catalogue or settings.catalogue_path
@@ -129,7 +128,7 @@ def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
         print(f"queued; follow it with `recsys index status {started['task_id']}`", file=sys.stderr)
         return 0
     args.catalogue = catalogue
-    result = _build(catalogue, settings, load_template(settings), make_encoder(settings), run_inline)
+    result = _build(catalogue, settings, load_template(settings), make_encoder(settings))
     for error in result.errors:
         print(f"recsys: skipped {args.catalogue} {error}", file=sys.stderr)
     counts = result.manifest["counts"]
@@ -140,8 +139,10 @@ def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _build(catalogue: Path, settings: Settings, template: Any, encoder: Any, build_index: Any) -> Any:
-    bar = _progress_bar("embedding")
+def _build(catalogue: Path, settings: Settings, template: Any, encoder: Any) -> Any:
+    from recsys.reindex import build_index
+
+    bar = _progress_bar("embedding shards", unit="shard")
 
     def progress(done: int, total: int) -> None:
         bar.total = total
@@ -290,7 +291,7 @@ def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    from recsys.build import build_index, identity
+    from recsys.build import identity
     from recsys.catalogue import catalogue_hash, load_catalogue
     from recsys.engine import Engine
     from recsys.evaluation import evaluate, read_qrels, read_queries
@@ -311,9 +312,9 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     wanted = identity(eval_settings, encoder, template)
     reusable = current is not None and all(store.manifest(current).get(k) == v for k, v in wanted.items())
     if args.rebuild or not reusable:
-        _build(args.catalogue, eval_settings, template, encoder, build_index)
+        _build(args.catalogue, eval_settings, template, encoder)
     engine = Engine(eval_settings, encoder, template, store)
-    bar = _progress_bar("querying")
+    bar = _progress_bar("querying", unit="query")
     bar.total = len(queries)
     runs = {}
     for qid, text in queries.items():

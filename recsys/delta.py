@@ -164,7 +164,7 @@ def _refresh(target: Any) -> None:
 def upsert(
     settings: Settings, encoder: Encoder, template: Template, rows: Sequence[Mapping[str, Any]]
 ) -> DeltaUpdate:
-    from recsys.build import embed, embedding_cache
+    from recsys.build import embed, embedding_cache, render
 
     _check_batch(rows, "products")
     loaded = validate_rows(enumerate(rows, start=1))
@@ -174,11 +174,10 @@ def upsert(
     store = IndexStore(settings.index_dir)
     version = _current(store)
     bands = _bands(store, version, settings, loaded.products)
-    search = [template.render_document(p, bands.get(p.id)) for p in loaded.products]
-    similar = [template.render_similar(p, bands.get(p.id)) for p in loaded.products]
+    rendered = render(loaded.products, template, bands)
     cache = embedding_cache(settings, encoder)
-    search_vectors, _ = embed(search, encoder, cache=cache)
-    similar_vectors, _ = embed(similar, encoder, cache=cache)
+    search_vectors, _ = embed(rendered.search, encoder, cache=cache)
+    similar_vectors, _ = embed(rendered.similar, encoder, cache=cache)
     ops = [
         {"op": "upsert", "id": p.id, "product": p.to_dict(), "row": row}
         for row, p in enumerate(loaded.products)

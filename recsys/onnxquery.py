@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from recsys.batching import QueryBatcher
 from recsys.encoder import Progress, TransformerEncoder, pool
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class OnnxQueryEncoder:
         self._session: Any = None
         self._failed = False
         self._lock = threading.Lock()
+        self._batcher = QueryBatcher(self._run)
 
     @property
     def identity(self) -> str:
@@ -52,6 +54,11 @@ class OnnxQueryEncoder:
         return self.torch.encode_documents(texts, progress)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        if len(texts) == 1:  # a request's query: coalesced with its concurrent neighbours
+            return self._batcher.encode(texts[0])[None, :]
+        return self._run(texts)
+
+    def _run(self, texts: Sequence[str]) -> np.ndarray:
         session = self._ready()
         if session is None:
             return self.torch.encode_queries(texts)

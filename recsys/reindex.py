@@ -1,4 +1,4 @@
-"""The sharded reindex pipeline, independent of who runs it: in-process (:func:`run_inline`) or Celery.
+"""The sharded reindex pipeline, independent of who runs it: in-process (:func:`build_index`) or Celery.
 
 A job goes ``start_job`` (take the catalogue's lock, create the record) → ``plan`` (read the catalogue,
 fold in the live delta, snapshot the products into the data dir, count shards) → ``embed_shard`` for
@@ -293,7 +293,7 @@ def _run_in_background(settings: Settings, control: Control, job_id: str) -> Non
         run_job(settings, control, encoder, template, job_id)
 
 
-def run_inline(
+def build_index(
     catalogue: Path | str,
     *,
     settings: Settings,

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from recsys.build import BuildResult, build_index
+from recsys.build import BuildResult
 from recsys.encoder import TransformerEncoder
 from recsys.engine import Engine
+from recsys.reindex import build_index
 from recsys.settings import PROJECT_ROOT, Settings
 from recsys.store import IndexStore
 from recsys.templates import Template

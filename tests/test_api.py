@@ -13,10 +13,11 @@ from flask.testing import FlaskClient
 
 from recsys.api import create_app
 from recsys.api.openapi import DOCUMENT
-from recsys.build import BuildResult, build_index
+from recsys.build import BuildResult
 from recsys.cache import InProcessCache, NullCache, RedisCache
 from recsys.encoder import TransformerEncoder
 from recsys.engine import Engine
+from recsys.reindex import build_index
 from recsys.settings import Settings
 from recsys.store import IndexStore
 from recsys.templates import Template

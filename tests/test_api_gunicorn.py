@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from recsys.build import build_index
 from recsys.encoder import TransformerEncoder
+from recsys.reindex import build_index
 from recsys.settings import PROJECT_ROOT, Settings
 from recsys.templates import Template
 

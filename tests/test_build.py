@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from recsys.build import BuildResult, build_index
+from recsys.build import BuildResult
 from recsys.encoder import TransformerEncoder
 from recsys.engine import Engine
 from recsys.errors import BuildError, IndexMismatchError, IndexNotFoundError
+from recsys.reindex import build_index
 from recsys.settings import Settings
 from recsys.store import IndexStore
 from recsys.templates import Template

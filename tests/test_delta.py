@@ -36,7 +36,7 @@ NEW_PRODUCT = {
 def built(
     settings: Settings, encoder: TransformerEncoder, template: Template, small_catalogue: Path
 ) -> Settings:
-    reindex.run_inline(small_catalogue, settings=settings, encoder=encoder, template=template)
+    reindex.build_index(small_catalogue, settings=settings, encoder=encoder, template=template)
     return settings
 
 
@@ -59,7 +59,7 @@ def test_in_process_reindex_publishes_and_an_unchanged_rerun_embeds_nothing(
     store = IndexStore(built.index_dir)
     first = store.current()
     assert first is not None and store.manifest(first)["counts"]["products"] == 300
-    again = reindex.run_inline(small_catalogue, settings=built, encoder=encoder, template=template)
+    again = reindex.build_index(small_catalogue, settings=built, encoder=encoder, template=template)
     assert again.version != first and store.current() == again.version
     assert again.manifest["counts"]["embedded"] == 0
     status = reindex.job_status(built)
@@ -79,7 +79,7 @@ def test_changed_products_are_the_only_ones_embedded(
     new = render(load_catalogue(changed).products, template)
     expected = len(set(new.search) - set(old.search)) + len(set(new.similar) - set(old.similar))
     assert 15 <= expected <= 30
-    result = reindex.run_inline(
+    result = reindex.build_index(
         changed, settings=replace(built, shard_size=64), encoder=encoder, template=template
     )
     assert result.manifest["counts"]["embedded"] == expected
@@ -115,7 +115,7 @@ def test_upserts_and_deletes_are_served_without_a_rebuild_and_survive_it(
         assert neighbour not in ids(eng.similar(edited["id"], k=50))
         assert victim not in ids(eng.recommend([edited["id"]], k=50))
 
-    rebuilt = reindex.run_inline(small_catalogue, settings=built, encoder=encoder, template=template)
+    rebuilt = reindex.build_index(small_catalogue, settings=built, encoder=encoder, template=template)
     assert rebuilt.manifest["counts"]["products"] == 300 - 2 + 1
     assert rebuilt.manifest["counts"]["delta_folded"] == 4
     engine.refresh()
@@ -127,7 +127,7 @@ def test_upserts_and_deletes_are_served_without_a_rebuild_and_survive_it(
         engine.product(victim)
     assert (built.data_dir / "delta" / base_key / delta.RETIRED).read_text() == rebuilt.version
     # and the next rebuild from the same catalogue still does not bring the deleted products back
-    again = reindex.run_inline(small_catalogue, settings=built, encoder=encoder, template=template)
+    again = reindex.build_index(small_catalogue, settings=built, encoder=encoder, template=template)
     assert again.manifest["counts"]["products"] == 300 - 2 + 1
     engine.refresh()
     assert engine.product(edited["id"])["title"] == edited["title"]
@@ -135,7 +135,7 @@ def test_upserts_and_deletes_are_served_without_a_rebuild_and_survive_it(
         engine.product(victim)
     small_catalogue.touch()  # a newer catalogue export wins over older upserts; tombstones stay
     try:
-        newer = reindex.run_inline(small_catalogue, settings=built, encoder=encoder, template=template)
+        newer = reindex.build_index(small_catalogue, settings=built, encoder=encoder, template=template)
     finally:
         small_catalogue.touch()
     engine.refresh()
@@ -180,7 +180,7 @@ def test_a_cancelled_or_failed_reindex_publishes_nothing(
     empty = tmp_path / "empty.jsonl"
     empty.write_text('{"id": "x"}\n')
     with pytest.raises(BuildError):
-        reindex.run_inline(empty, settings=built, encoder=encoder, template=template)
+        reindex.build_index(empty, settings=built, encoder=encoder, template=template)
     status = reindex.job_status(built)
     assert status["status"] == "failed" and "no valid product" in status["error"]
     assert store.current() == published
