@@ -226,6 +226,7 @@ def run_wrk(port: int, queries: list[str], seconds: float, concurrency: int) -> 
         "p99_ms": ms("99%"),
         "concurrency": concurrency,
         "generator": "wrk",
+        **({"error_lines": bad} if bad else {}),
     }
 
 

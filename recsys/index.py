@@ -33,13 +33,14 @@ class Space:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``n`` rows by cosine, restricted to ``mask``.
 
-        Unfiltered: Annoy with the tuned ``search_k``, scaled to ``n``. Selective filter: exact scoring
-        of the matching rows. Broad filter: over-fetch from Annoy by the inverse selectivity and widen
+        Unfiltered: Annoy with the tuned ``search_k``, scaled to ``n``, unless that would inspect as
+        many nodes as there are rows: then one exact matrix product is cheaper. Selective filter: exact
+        scoring of the matching rows. Broad filter: over-fetch from Annoy by the inverse selectivity and widen
         until ``n`` matches are found, falling back to exact scoring.
         """
         size = len(self.vectors)
         if mask is None:
-            if self.search_k < 0:
+            if self.search_k < 0 or self._search_k(n) >= size:
                 return exact_top(self.vectors, query, n)
             return annoy_top(self.annoy, query, n, self._search_k(n))
         matching = int(mask.sum())
