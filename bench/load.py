@@ -247,6 +247,7 @@ def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/7")
     parser.add_argument("--zipf", type=float, default=1.1)
     parser.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument("--scenarios", nargs="+", choices=list(SCENARIOS), default=list(SCENARIOS))
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "load.json")
     args = parser.parse_args()
 
@@ -266,7 +267,8 @@ def main() -> None:
         "gunicorn": "2 gthread workers x 2 threads, 1 torch/ONNX thread each",
         "scenarios": {},
     }
-    for name, extra in SCENARIOS.items():
+    for name in args.scenarios:
+        extra = SCENARIOS[name]
         if name == "cached":
             extra = {"RECSYS_REDIS_URL": args.redis_url}
             import redis
@@ -284,9 +286,9 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(30)
-    for concurrency in args.concurrency:
+    for concurrency in args.concurrency if "uncached_torch" in args.scenarios else []:
         base = results["scenarios"][f"uncached_torch@c{concurrency}"]["rps"]
-        for name in ("uncached", "cached"):
+        for name in set(args.scenarios) - {"uncached_torch"}:
             figures = results["scenarios"][f"{name}@c{concurrency}"]
             figures["rps_vs_uncached_torch"] = round(figures["rps"] / base, 2)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ import numpy as np
 from recsys import __version__
 from recsys.catalogue import Product, RowError, catalogue_hash
 from recsys.embcache import EmbeddingCache
-from recsys.encoder import Encoder, Progress
+from recsys.encoder import Encoder
 from recsys.errors import BuildError
 from recsys.lexical import Lexical
 from recsys.settings import Settings
@@ -63,10 +63,7 @@ def render(products: Sequence[Product], template: Template, bands: dict[str, int
 
 
 def embed(
-    texts: Sequence[str],
-    encoder: Encoder,
-    progress: Progress | None = None,
-    cache: EmbeddingCache | None = None,
+    texts: Sequence[str], encoder: Encoder, cache: EmbeddingCache | None = None
 ) -> tuple[np.ndarray, int]:
     """Vectors for ``texts``, embedding each distinct text once and only if the cache lacks it.
 
@@ -77,10 +74,8 @@ def embed(
         vectors, missing = np.zeros((len(unique), encoder.dim), dtype=np.float32), list(range(len(unique)))
     else:
         vectors, missing = cache.get(unique)
-        if progress is not None and len(unique) > len(missing):
-            progress(len(unique) - len(missing))
     if missing:
-        fresh = encoder.encode_documents([unique[i] for i in missing], progress)
+        fresh = encoder.encode_documents([unique[i] for i in missing])
         vectors[missing] = fresh
         if cache is not None:
             cache.put([unique[i] for i in missing], fresh)

@@ -130,7 +130,9 @@ class Engine:
         index = self._index
         if index is None:
             return False
-        return self._poll_delta(index) or swapped
+        before = self._live
+        after = self._poll_delta(index)
+        return swapped or before is None or before.key != after.key
 
     @property
     def delta(self) -> DeltaView:
@@ -138,31 +140,37 @@ class Engine:
         return self.live()[1].delta
 
     def live(self) -> tuple[LoadedIndex, Live]:
-        """The served index and its merged delta, re-checking the delta at most every DELTA_POLL_S."""
+        """The served index and its merged delta, re-checking the delta at most every DELTA_POLL_S.
+
+        The pair always belongs together: the delta state returned was built for this index.
+        """
         index = self.index
         live = self._live
         if live is None or live.version != index.version or time.monotonic() - self._checked >= DELTA_POLL_S:
-            self._poll_delta(index)
-            live = self._live
-        assert live is not None
+            live = self._poll_delta(index)
         return index, live
 
-    def _poll_delta(self, index: LoadedIndex) -> bool:
+    def _poll_delta(self, index: LoadedIndex) -> Live:
+        """The delta state for ``index``, reloaded (once, under the lock) if its folder changed."""
         folder = delta_dir(self.settings, index.version)
         sig = signature(folder)
         self._checked = time.monotonic()
         live = self._live
         if live is not None and live.version == index.version and live.signature == sig:
-            return False
+            return live
         with self._lock:
+            live = self._live
+            if live is not None and live.version == index.version and live.signature == sig:
+                return live
             delta = DeltaView.load(folder) if sig != -1 else DeltaView()
             alive = None
             dead = [index.rows[pid] for pid in delta.touched if pid in index.rows]
             if dead:
                 alive = np.ones(len(index), dtype=bool)
                 alive[dead] = False
-            self._live = Live(index.version, sig, delta, alive)
-        return live is None or live.key != self._live.key
+            live = Live(index.version, sig, delta, alive)
+            self._live = live
+            return live
 
     # -- queries -----------------------------------------------------------------------------------
 
@@ -215,7 +223,7 @@ class Engine:
                 # Delta products have no BM25 score: the same convex mix, with query-term overlap
                 # standing in for normalised BM25, so an upsert is neither buried nor boosted.
                 texts = [_text(delta.products[r]) for r in rows]
-                extra = (1.0 - weight) * extra + weight * index.lexical.overlap(query, texts)
+                extra = (1.0 - weight) * extra + weight * index.lexical.overlap(normalise_query(query), texts)
             pool = np.concatenate([pool, rows + len(index)])
             fused = np.concatenate([fused, extra])
         order = np.argsort(-fused, kind="stable")[offset : k + offset]

@@ -60,9 +60,6 @@ class Space:
     def _search_k(self, n: int) -> int:
         return max(self.search_k, self.search_k * n // 10)
 
-    def release(self) -> None:
-        self.annoy.unload()
-
 
 class LoadedIndex:
     def __init__(self, path: Path, expected: dict[str, Any] | None = None) -> None:
@@ -91,10 +88,6 @@ class LoadedIndex:
 
     def mask(self, filters: Filters | None) -> np.ndarray | None:
         return None if filters is None or filters.is_empty() else self.columns.mask(filters)
-
-    def release(self) -> None:
-        for space in self.spaces.values():
-            space.release()
 
 
 def check_compatible(manifest: dict[str, Any], expected: dict[str, Any], path: Path) -> None:

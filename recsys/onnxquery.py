@@ -2,7 +2,7 @@
 
 A storefront query is a handful of tokens, where torch's per-operator overhead dominates: on this
 kind of CPU a query takes about 10 ms in torch and under 4 ms in ONNX Runtime, with the same vector
-(to 1e-6). Documents stay on torch, the reference path. The export is a derived artifact keyed by
+(to 1e-5). Documents stay on torch, the reference path. The export is a derived artifact keyed by
 the model's identity, made by the first process that needs it (never before a fork: it runs the
 model) and published with an atomic rename. If ONNX Runtime is missing or the export fails, queries
 fall back to torch with a warning.

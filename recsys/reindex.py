@@ -209,9 +209,12 @@ def finish(
 
 
 def fail(settings: Settings, control: Control, job_id: str, error: BaseException | str) -> None:
-    """Record why a job failed and free its lock; the published index was never touched."""
+    """Record why a job failed and free its lock; the published index was never touched.
+
+    A job that already ended (cancelled, say, with a shard still running) keeps its status.
+    """
     record = control.job(job_id)
-    if record is None:
+    if record is None or record.get("status") in FINISHED:
         return
     message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     _touch(control, job_id, record, status="failed", phase="failed", error=message)

@@ -31,9 +31,9 @@ class Settings:
     templates_path: Path = PROJECT_ROOT / "fixtures" / "templates.json"
     redis_url: str | None = None  # None: in-process cache
     broker_url: str | None = None  # None: the reindex pipeline runs in-process
-    result_backend: str | None = None  # None: same as broker_url
+    result_backend: str | None = None  # None: a redis:// broker, else RECSYS_REDIS_URL
     torch_threads: int = 0  # 0: torch's default
-    query_runtime: str = "onnx"  # "onnx": queries on ONNX Runtime (same vectors, ~3x faster); "torch"
+    query_runtime: str = "onnx"  # "onnx": queries on ONNX Runtime (same vectors, ~2.5x faster); "torch"
     batch_size: int = 32
     annoy_trees: int = 32
     target_recall: float = 0.98

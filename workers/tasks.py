@@ -77,11 +77,13 @@ def plan_reindex(self: Task, job_id: str) -> dict[str, Any]:
     if record.get("cancel") == "1" or record.get("status") in reindex.FINISHED:
         log.info("reindex %s: %s before planning (task %s)", job_id, record.get("status"), self.request.id)
         return {"job_id": job_id, "status": record.get("status")}
+    if record.get("launched") == "1":  # a redelivered plan: the chord is running on the snapshot
+        log.info("reindex %s: already planned and launched (task %s)", job_id, self.request.id)
+        return {"job_id": job_id, "shards": int(record.get("shards_total") or 0)}
     shards = reindex.plan(ctx.settings, ctx.control, job_id)
-    if record.get("launched") != "1":  # a redelivered plan must not start a second chord
-        header = [embed_shard.si(job_id, i).set(task_id=shard_task_id(job_id, i)) for i in range(shards)]
-        chord(header, finish_reindex.si(job_id).set(task_id=finish_task_id(job_id))).apply_async()
-        ctx.control.update_job(job_id, launched=True)
+    header = [embed_shard.si(job_id, i).set(task_id=shard_task_id(job_id, i)) for i in range(shards)]
+    chord(header, finish_reindex.si(job_id).set(task_id=finish_task_id(job_id))).apply_async()
+    ctx.control.update_job(job_id, launched=True)
     log.info("reindex %s: planned %d shards (task %s)", job_id, shards, self.request.id)
     return {"job_id": job_id, "shards": shards}
 

@@ -1,8 +1,10 @@
 """gunicorn settings for ``web``: ``gunicorn -c recsys/api/gunicorn_conf.py 'recsys.api:create_app()'``.
 
-The app is preloaded in the master (settings, index files memory-mapped and shared by the workers), but
-no forward pass runs there: torch threads started before ``fork`` hang the children, so the encoder
-loads lazily in each worker on its first query. One torch thread per worker; scale with workers.
+The app is preloaded in the master (settings, templates, the model directory's description), but no
+index is loaded and no forward pass runs there: torch threads started before ``fork`` hang the
+children. Each worker loads the published index (memory-mapped, so the page cache is shared) and the
+model in ``post_worker_init``, before it accepts a request. One torch thread per worker; scale with
+workers.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
 threads = int(os.environ.get("RECSYS_WEB_THREADS", "2"))
 preload_app = True
-max_requests = 10_000
-max_requests_jitter = 1_000
+max_requests = int(os.environ.get("RECSYS_WEB_MAX_REQUESTS", "0"))  # 0: never recycle a worker
+max_requests_jitter = max_requests // 10
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
@@ -32,3 +34,20 @@ def child_exit(server: Any, worker: Any) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker: Any) -> None:
+    """Load the index and the model, and run one query, in the new worker before it accepts requests.
+
+    Without this the first request a worker takes (after a start, or a ``max_requests`` recycle)
+    waits a second or more for them to load, which shows up as p99 spikes and client timeouts.
+    This runs after the fork, in the worker, so the master still never runs a forward pass.
+    """
+    state = getattr(worker.wsgi, "extensions", {}).get("recsys")
+    if state is None:
+        return
+    try:
+        state.engine.refresh()
+        state.engine.embed_query("warm up")
+    except Exception:  # a worker that cannot warm up still serves; its first query loads the model
+        worker.log.exception("warm-up query failed")

@@ -8,7 +8,7 @@ from typing import Any
 
 from werkzeug.datastructures import MultiDict
 
-from recsys.engine import MAX_K, MAX_OFFSET, MAX_QUERY_CHARS
+from recsys.engine import MAX_K, MAX_OFFSET, check_query
 from recsys.errors import InvalidRequestError
 from recsys.filters import ATTR_PREFIX, FILTER_KEYS, Filters
 
@@ -55,12 +55,7 @@ def integer(raw: Mapping[str, Any], name: str, default: int, low: int, high: int
 
 def query(raw: Mapping[str, Any]) -> str:
     q = raw.get("q")
-    if q is None or not q.strip():
-        raise InvalidRequestError(
-            f"q must be a non-empty search query of at most {MAX_QUERY_CHARS} characters", param="q"
-        )
-    if len(q) > MAX_QUERY_CHARS:
-        raise InvalidRequestError(f"q must be at most {MAX_QUERY_CHARS} characters, got {len(q)}", param="q")
+    check_query("" if q is None else q)
     return str(q)
 
 

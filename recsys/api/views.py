@@ -127,20 +127,9 @@ def index_info() -> Response:
 
 
 def delta_info(engine: Engine) -> dict[str, Any]:
-    """Whatever the engine exposes about its live delta segment (absent before the delta overlay)."""
-    delta = getattr(engine, "delta", None)
-    if delta is None:
-        return {"size": 0, "sequence": None}
-    size = getattr(delta, "size", None)
-    if size is None:
-        try:
-            size = len(delta)
-        except TypeError:
-            size = None
-    return {
-        "size": size if isinstance(size, int) else None,
-        "sequence": getattr(delta, "sequence", getattr(delta, "seq", None)),
-    }
+    """The live delta beside the served version: upserted products and its sequence number."""
+    delta = engine.delta
+    return {"size": len(delta), "sequence": delta.seq}
 
 
 @bp.get("/healthz")
