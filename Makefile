@@ -33,8 +33,10 @@ lint: install
 test: lint
 	$(VENV)/bin/pytest -q
 
-bench: index
+bench: install
 	$(PY) bench/relevance.py
+	$(PY) bench/reindex.py --products 5000
+	$(PY) bench/load.py --seconds 15 --concurrency 2 4 8
 
 clean:
 	rm -rf $(VENV) var

@@ -212,3 +212,29 @@ def test_embedded_default_without_a_broker_runs_in_process(settings: Settings, s
     )
     assert isinstance(status, dict) and status["status"] == "succeeded", status
     assert IndexStore(settings.index_dir).current() == status["version"]
+
+
+def test_a_reindex_runs_through_rabbitmq(wsettings: Settings, small_catalogue: Path, tmp_path: Path) -> None:
+    """The same pipeline on an AMQP broker (RabbitMQ), with Redis as the chord's result backend."""
+    import kombu
+
+    amqp = "amqp://guest:guest@127.0.0.1:5672//"
+    try:
+        with kombu.Connection(amqp) as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+    except Exception as exc:
+        pytest.skip(f"no RabbitMQ at 127.0.0.1:5672: {exc}")
+    settings = replace(
+        wsettings, data_dir=tmp_path / "data", broker_url=amqp, result_backend="redis://127.0.0.1:6379/4"
+    )
+    catalogue = tmp_path / "c.jsonl"
+    catalogue.write_text("".join(small_catalogue.read_text().splitlines(keepends=True)[:80]))
+    process = WorkerProcess(settings, tmp_path / "worker.log", concurrency=1)
+    try:
+        job = submit(settings, catalogue)["task_id"]
+        status = finished(settings, job, process)
+    finally:
+        process.stop()
+    assert status["status"] == "succeeded", status
+    assert status["shards_total"] == 2
+    assert IndexStore(settings.index_dir).current() == status["version"]
