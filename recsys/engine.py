@@ -55,6 +55,7 @@ class Live:
     signature: int
     delta: DeltaView
     alive: np.ndarray | None  # base rows not overridden or deleted; None when all are
+    terms: tuple[frozenset[str], ...] = ()  # each delta product's stemmed terms, for lexical scoring
 
     @property
     def key(self) -> str:
@@ -168,7 +169,8 @@ class Engine:
             if dead:
                 alive = np.ones(len(index), dtype=bool)
                 alive[dead] = False
-            live = Live(index.version, sig, delta, alive)
+            terms = tuple(frozenset(index.lexical.tokens(_text(p))) for p in delta.products)
+            live = Live(index.version, sig, delta, alive, terms)
             self._live = live
             return live
 
@@ -222,8 +224,8 @@ class Engine:
             if lexical:
                 # Delta products have no BM25 score: the same convex mix, with query-term overlap
                 # standing in for normalised BM25, so an upsert is neither buried nor boosted.
-                texts = [_text(delta.products[r]) for r in rows]
-                extra = (1.0 - weight) * extra + weight * index.lexical.overlap(normalise_query(query), texts)
+                terms = [live.terms[r] for r in rows]
+                extra = (1.0 - weight) * extra + weight * index.lexical.overlap(normalise_query(query), terms)
             pool = np.concatenate([pool, rows + len(index)])
             fused = np.concatenate([fused, extra])
         order = np.argsort(-fused, kind="stable")[offset : k + offset]

@@ -47,13 +47,13 @@ class Lexical:
             )[0]
         )
 
-    def overlap(self, query: str, texts: Sequence[str]) -> np.ndarray:
-        """Share of the query's terms each text contains: a [0, 1] lexical score for documents that are
-        not in the immutable BM25 index (live upserts), on the scale of max-normalised BM25."""
+    def overlap(self, query: str, documents: Sequence[frozenset[str]]) -> np.ndarray:
+        """Share of the query's terms each document's term set holds: a [0, 1] lexical score for
+        documents outside the immutable BM25 index (live upserts), on the scale of max-normalised BM25."""
         terms = self.tokens(query)
         if not terms:
-            return np.zeros(len(texts), dtype=np.float32)
-        return np.array([len(terms & self.tokens(t)) / len(terms) for t in texts], dtype=np.float32)
+            return np.zeros(len(documents), dtype=np.float32)
+        return np.array([len(terms & doc) / len(terms) for doc in documents], dtype=np.float32)
 
     def scores(self, query: str) -> np.ndarray | None:
         """BM25 score of every document, or None when no query term is in the vocabulary."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import itertools
 import json
 import math
 import shutil
@@ -101,6 +102,7 @@ def plan(settings: Settings, control: Control, job_id: str) -> int:
         for product in products:
             fh.write(json.dumps(product.to_dict(), ensure_ascii=False) + "\n")
     (folder / "folded.json").write_text(json.dumps(ledger))
+    (folder / "bands.json").write_text(json.dumps(price_bands(products)))  # shards render with these
     rejected = [[e.line, e.reason, e.product_id] for e in loaded.errors]
     (folder / "rejected.json").write_text(json.dumps(rejected))
     shards = math.ceil(len(products) / _shard_size(settings, record))
@@ -128,10 +130,10 @@ def embed_shard(
     if record.get("cancel") == "1" or record.get("status") in FINISHED:
         return 0
     control.refresh(lock_key(record["catalogue"]), job_id, LOCK_TTL_S)
-    products = _snapshot(settings, job_id)
     size = _shard_size(settings, record)
-    part = products[shard * size : (shard + 1) * size]
-    rendered = render(part, template, price_bands(products))
+    part = _snapshot(settings, job_id, shard * size, (shard + 1) * size)
+    bands = json.loads((work_dir(settings, job_id) / "bands.json").read_text())
+    rendered = render(part, template, bands)
     cache = embedding_cache(settings, encoder)
     _, embedded_search = embed(rendered.search, encoder, cache=cache)
     _, embedded_similar = embed(rendered.similar, encoder, cache=cache)
@@ -392,12 +394,13 @@ def _check_cancel(control: Control, job_id: str) -> None:
         raise Cancelled(job_id)
 
 
-def _snapshot(settings: Settings, job_id: str) -> list[Product]:
+def _snapshot(settings: Settings, job_id: str, start: int = 0, stop: int | None = None) -> list[Product]:
+    """The job's products (rows ``start:stop`` of them), as planned."""
     path = work_dir(settings, job_id) / "products.jsonl"
     if not path.is_file():
         raise BuildError(f"reindex job {job_id} has no product snapshot at {path}; was it planned?")
     with path.open(encoding="utf-8") as fh:
-        return [Product.from_dict(json.loads(line)) for line in fh]
+        return [Product.from_dict(json.loads(line)) for line in itertools.islice(fh, start, stop)]
 
 
 def _cleanup(settings: Settings, control: Control, job_id: str, key: str) -> None:
