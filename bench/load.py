@@ -3,8 +3,9 @@
     .venv/bin/python bench/load.py [--catalogue PATH] [--seconds 20] [--concurrency 2 4] [--generator wrk]
 
 Builds (or reuses) an index under ``--data-dir`` (outside the repository) and starts the ``web``
-process three times: the baseline (no cache, queries encoded by torch), uncached (no cache, queries on
-ONNX Runtime, the default) and cached (Redis). Each runs at every ``--concurrency`` for ``--seconds``;
+process once per scenario: the baseline (no cache, queries encoded by torch), uncached (no cache,
+queries on ONNX Runtime, the default), uncached_int8 (the same with ``RECSYS_QUERY_RUNTIME=onnx-int8``)
+and cached (Redis). Each runs at every ``--concurrency`` for ``--seconds``;
 the load comes from wrk when it is installed (``apt-get install wrk``), else from Python keep-alive
 threads. Writes ``bench/results/load.json``. The generator shares the machine's CPUs with the server.
 """
@@ -234,6 +235,7 @@ SCENARIOS: dict[str, dict[str, str]] = {
     # The baseline: nothing cached, queries encoded by torch (what a plain transformers server does).
     "uncached_torch": {"RECSYS_CACHE": "off", "RECSYS_QUERY_RUNTIME": "torch"},
     "uncached": {"RECSYS_CACHE": "off"},
+    "uncached_int8": {"RECSYS_CACHE": "off", "RECSYS_QUERY_RUNTIME": "onnx-int8"},
     "cached": {},
 }
 

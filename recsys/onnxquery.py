@@ -2,9 +2,11 @@
 
 A storefront query is a handful of tokens, where torch's per-operator overhead dominates: on this
 kind of CPU a query takes about 10 ms in torch and under 4 ms in ONNX Runtime, with the same vector
-(to 1e-5). Documents stay on torch, the reference path. The export is a derived artifact keyed by
-the model's identity, made by the first process that needs it (never before a fork: it runs the
-model) and published with an atomic rename. If ONNX Runtime is missing or the export fails, queries
+(to 1e-5). Opt-in, ``int8`` quantises the weights per channel: about 1.6 ms a query, vectors within
+cosine 0.986 of the exact ones, and the same crowdflower nDCG@10 (0.8193 both). Documents stay on
+torch, the reference path. The export is a derived artifact keyed by the model's identity, made by
+the first process that needs it (never before a fork: it runs the model) and published with an
+atomic rename. If ONNX Runtime is missing or the export fails, queries
 fall back to torch with a warning.
 """
 
@@ -30,9 +32,10 @@ log = logging.getLogger(__name__)
 class OnnxQueryEncoder:
     """A :class:`TransformerEncoder` whose queries run on ONNX Runtime."""
 
-    def __init__(self, torch_encoder: TransformerEncoder, cache_dir: Path) -> None:
+    def __init__(self, torch_encoder: TransformerEncoder, cache_dir: Path, *, int8: bool = False) -> None:
         self.torch = torch_encoder
-        self.path = Path(cache_dir) / f"{torch_encoder.identity}.onnx"
+        self.int8 = int8
+        self.path = Path(cache_dir) / f"{torch_encoder.identity}{'-int8' if int8 else ''}.onnx"
         self._session: Any = None
         self._failed = False
         self._lock = threading.Lock()
@@ -85,7 +88,7 @@ class OnnxQueryEncoder:
             if self._session is None and not self._failed:
                 try:
                     if not self.path.is_file():
-                        export(self.torch, self.path)
+                        export(self.torch, self.path, int8=self.int8)
                     self._session = _session(self.path, self.torch.threads)
                 except Exception as exc:  # a missing runtime must not take search down
                     self._failed = True
@@ -93,8 +96,11 @@ class OnnxQueryEncoder:
         return self._session
 
 
-def export(encoder: TransformerEncoder, path: Path) -> None:
-    """Trace the model with its pooling and normalisation into one ONNX graph at ``path``."""
+def export(encoder: TransformerEncoder, path: Path, *, int8: bool = False) -> None:
+    """Trace the model with its pooling and normalisation into one ONNX graph at ``path``.
+
+    ``int8``: then quantise its matrix products' weights to int8, per channel (dynamic quantisation).
+    """
     import torch
 
     tokenizer, model = encoder.loaded()
@@ -127,6 +133,21 @@ def export(encoder: TransformerEncoder, path: Path) -> None:
                 opset_version=17,
                 dynamo=False,
             )
+        if int8:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            quantized = tmp.with_name(tmp.name + ".int8")
+            try:
+                quantize_dynamic(
+                    tmp,
+                    quantized,
+                    weight_type=QuantType.QInt8,
+                    per_channel=True,
+                    op_types_to_quantize=["MatMul"],
+                )
+                os.replace(quantized, tmp)
+            finally:
+                quantized.unlink(missing_ok=True)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

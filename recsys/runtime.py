@@ -14,8 +14,10 @@ def make_encoder(settings: Settings) -> Encoder:
     encoder = TransformerEncoder(
         settings.resolved_model_dir, threads=settings.torch_threads, batch_size=settings.batch_size
     )
-    if settings.query_runtime == "onnx":
-        return OnnxQueryEncoder(encoder, settings.data_dir / "onnx")
+    if settings.query_runtime in ("onnx", "onnx-int8"):
+        return OnnxQueryEncoder(
+            encoder, settings.data_dir / "onnx", int8=settings.query_runtime == "onnx-int8"
+        )
     return encoder
 
 

@@ -33,7 +33,7 @@ class Settings:
     broker_url: str | None = None  # None: the reindex pipeline runs in-process
     result_backend: str | None = None  # None: a redis:// broker, else RECSYS_REDIS_URL
     torch_threads: int = 0  # 0: torch's default
-    query_runtime: str = "onnx"  # "onnx": queries on ONNX Runtime (same vectors, ~2.5x faster); "torch"
+    query_runtime: str = "onnx"  # "onnx" (same vectors, ~2.5x faster than torch), "onnx-int8", "torch"
     batch_size: int = 32
     annoy_trees: int = 32
     target_recall: float = 0.98
@@ -81,7 +81,10 @@ class Settings:
     def validate(self) -> None:
         checks = [
             (self.torch_threads >= 0, "RECSYS_TORCH_THREADS must be >= 0"),
-            (self.query_runtime in ("onnx", "torch"), "RECSYS_QUERY_RUNTIME must be onnx or torch"),
+            (
+                self.query_runtime in ("onnx", "onnx-int8", "torch"),
+                "RECSYS_QUERY_RUNTIME must be onnx, onnx-int8 or torch",
+            ),
             (1 <= self.batch_size <= 4096, "RECSYS_BATCH_SIZE must be in 1..4096"),
             (1 <= self.annoy_trees <= 1000, "RECSYS_ANNOY_TREES must be in 1..1000"),
             (0.5 <= self.target_recall <= 1.0, "RECSYS_TARGET_RECALL must be in 0.5..1.0"),

@@ -76,3 +76,15 @@ def test_onnx_query_path_falls_back_to_torch(encoder: TransformerEncoder, tmp_pa
     blocked.write_text("not a directory")
     fast = OnnxQueryEncoder(encoder, blocked)  # the export cannot be written here
     np.testing.assert_allclose(fast.encode_queries(["boots"]), encoder.encode_queries(["boots"]), atol=1e-6)
+
+
+def test_int8_query_path_stays_close_to_the_exact_vectors(
+    encoder: TransformerEncoder, tmp_path: Path
+) -> None:
+    from recsys.onnxquery import OnnxQueryEncoder
+
+    fast = OnnxQueryEncoder(encoder, tmp_path / "onnx", int8=True)
+    queries = ["16 gb memory card", "affordable wireless headphones", "black leather ankle boots women"]
+    cosines = (fast.encode_queries(queries) * encoder.encode_queries(queries)).sum(axis=1)
+    assert fast.path.name.endswith("-int8.onnx") and fast._session is not None  # not the torch fallback
+    assert cosines.min() >= 0.97, cosines
