@@ -114,3 +114,19 @@ def small_build(
     """A fresh data directory holding a published index of the small catalogue (embeddings are shared)."""
     build_index(small_catalogue, settings=settings, encoder=encoder, template=template)
     return settings
+
+
+def five_percent_changed(
+    source: Path, target: Path, template: Template, start: int = 0, mark: str = " (edition)"
+) -> tuple[Path, int]:
+    """A copy of ``source`` with every 20th title changed, and how many texts that must embed anew."""
+    from recsys.build import render
+    from recsys.catalogue import load_catalogue
+
+    rows = [json.loads(line) for line in source.read_text().splitlines()]
+    for row in rows[start::20]:
+        row["title"] += mark
+    target.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    old = render(load_catalogue(source).products, template)
+    new = render(load_catalogue(target).products, template)
+    return target, len(set(new.search) - set(old.search)) + len(set(new.similar) - set(old.similar))

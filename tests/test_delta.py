@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from dataclasses import replace
@@ -11,8 +10,6 @@ from pathlib import Path
 import pytest
 
 from recsys import delta, reindex
-from recsys.build import render
-from recsys.catalogue import load_catalogue
 from recsys.control import Control, FileControl, RedisControl
 from recsys.encoder import TransformerEncoder
 from recsys.engine import Engine
@@ -20,6 +17,7 @@ from recsys.errors import BuildError, ProductNotFoundError, ReindexRunningError
 from recsys.settings import Settings
 from recsys.store import IndexStore
 from recsys.templates import Template
+from tests.conftest import five_percent_changed
 
 CONTROL_REDIS_URL = "redis://127.0.0.1:6379/5"
 NEW_PRODUCT = {
@@ -70,14 +68,9 @@ def test_in_process_reindex_publishes_and_an_unchanged_rerun_embeds_nothing(
 def test_changed_products_are_the_only_ones_embedded(
     built: Settings, encoder: TransformerEncoder, template: Template, small_catalogue: Path, tmp_path: Path
 ) -> None:
-    rows = [json.loads(line) for line in small_catalogue.read_text().splitlines()]
-    for row in rows[::20]:  # 5%
-        row["title"] += " (delta-test edition)"
-    changed = tmp_path / "changed.jsonl"
-    changed.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    old = render(load_catalogue(small_catalogue).products, template)
-    new = render(load_catalogue(changed).products, template)
-    expected = len(set(new.search) - set(old.search)) + len(set(new.similar) - set(old.similar))
+    changed, expected = five_percent_changed(
+        small_catalogue, tmp_path / "changed.jsonl", template, mark=" (delta-test edition)"
+    )
     assert 15 <= expected <= 30
     result = reindex.build_index(
         changed, settings=replace(built, shard_size=64), encoder=encoder, template=template

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -10,14 +9,13 @@ from pathlib import Path
 import pytest
 
 from recsys import reindex
-from recsys.build import render
-from recsys.catalogue import load_catalogue
 from recsys.encoder import TransformerEncoder
 from recsys.engine import Engine
 from recsys.errors import ProductNotFoundError, ReindexRunningError, SettingsError
 from recsys.settings import Settings
 from recsys.store import IndexStore
 from recsys.templates import Template
+from tests.conftest import five_percent_changed
 from tests.workerproc import WorkerProcess, wait_for
 from workers import create_celery
 from workers.app import NIGHTLY
@@ -92,14 +90,9 @@ def test_unchanged_reindex_embeds_nothing_and_5_percent_changed_only_those(
     assert status["status"] == "succeeded" and status["embedded"] == 0
     assert IndexStore(wsettings.index_dir).manifest(status["version"])["counts"]["embedded"] == 0
 
-    rows = [json.loads(line) for line in small_catalogue.read_text().splitlines()]
-    for row in rows[1::20]:
-        row["title"] += " (worker edition)"
-    changed = tmp_path / "changed.jsonl"
-    changed.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    old = render(load_catalogue(small_catalogue).products, template)
-    new = render(load_catalogue(changed).products, template)
-    expected = len(set(new.search) - set(old.search)) + len(set(new.similar) - set(old.similar))
+    changed, expected = five_percent_changed(
+        small_catalogue, tmp_path / "changed.jsonl", template, start=1, mark=" (worker edition)"
+    )
     status = finished(wsettings, submit(wsettings, changed)["task_id"], worker)
     assert status["status"] == "succeeded"
     assert IndexStore(wsettings.index_dir).manifest(status["version"])["counts"]["embedded"] == expected > 0
