@@ -32,6 +32,11 @@ class Encoder(Protocol):
     @property
     def dim(self) -> int: ...
 
+    @property
+    def query_identity(self) -> str:
+        """What query vectors depend on (the identity, plus any lossy query-path option)."""
+        ...
+
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def encode_documents(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray: ...
@@ -116,6 +121,10 @@ class TransformerEncoder:
     @property
     def dim(self) -> int:
         return self.spec.dim
+
+    @property
+    def query_identity(self) -> str:
+        return self.spec.identity
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode([self.spec.query_prefix + t for t in texts], None)

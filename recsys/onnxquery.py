@@ -50,6 +50,11 @@ class OnnxQueryEncoder:
         return self.torch.dim
 
     @property
+    def query_identity(self) -> str:
+        """int8 query vectors differ from exact ones, so caches must not mix them."""
+        return f"{self.torch.identity}-int8" if self.int8 else self.torch.identity
+
+    @property
     def spec(self) -> Any:
         return self.torch.spec
 

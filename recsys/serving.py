@@ -57,7 +57,7 @@ class Service:
         self.refresh_every_s = refresh_every_s
         self._next_refresh = 0.0
         self._refreshing = threading.Lock()
-        self._embedding_prefix = f"emb:{engine.encoder.identity[:16]}:{engine.template.hash}:"
+        self._embedding_prefix = f"emb:{engine.encoder.query_identity}:{engine.template.hash}:"
 
     # -- index lifecycle ---------------------------------------------------------------------------
 

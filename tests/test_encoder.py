@@ -88,3 +88,14 @@ def test_int8_query_path_stays_close_to_the_exact_vectors(
     cosines = (fast.encode_queries(queries) * encoder.encode_queries(queries)).sum(axis=1)
     assert fast.path.name.endswith("-int8.onnx") and fast._session is not None  # not the torch fallback
     assert cosines.min() >= 0.97, cosines
+
+
+def test_query_caches_tell_the_int8_path_from_the_exact_one(
+    encoder: TransformerEncoder, tmp_path: Path
+) -> None:
+    from recsys.onnxquery import OnnxQueryEncoder
+
+    exact = OnnxQueryEncoder(encoder, tmp_path)
+    int8 = OnnxQueryEncoder(encoder, tmp_path, int8=True)
+    assert exact.query_identity == encoder.query_identity == encoder.identity
+    assert int8.query_identity != exact.query_identity and int8.identity == encoder.identity
