@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 export RECSYS_DATA_DIR ?= var
 
-.PHONY: install run index test lint bench clean
+.PHONY: install run index test test-fast lint bench clean
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,9 @@ lint: install
 
 test: lint
 	$(VENV)/bin/pytest -q
+
+test-fast: install  # the tier that needs no model: seconds, for the edit-test loop
+	$(VENV)/bin/pytest -q -m "not model"
 
 bench: install
 	$(PY) bench/relevance.py

@@ -51,23 +51,21 @@ def zipf_mix(pool: list[str], n: int, s: float, seed: int) -> list[str]:
 
 
 def ensure_index(catalogue: Path, data_dir: Path) -> None:
-    from recsys.reindex import build_index
-    from recsys.runtime import load_template, make_encoder
+    from recsys.build.pipeline import build_index
+    from recsys.factories import load_template, make_encoder
+    from recsys.index.store import IndexStore
     from recsys.settings import Settings
-    from recsys.store import IndexStore
 
     settings = Settings.from_env({}, data_dir=data_dir, torch_threads=2)
     store = IndexStore(settings.index_dir)
-    if store.current() is not None and store.manifest(store.current() or "").get("source") == str(catalogue):
+    source = data_dir / "SOURCE"  # which catalogue the bench index was built from
+    if store.current() is not None and source.is_file() and source.read_text() == str(catalogue):
         return
     print(f"building the index of {catalogue} into {data_dir} ...", flush=True)
-    result = build_index(
+    build_index(
         catalogue, settings=settings, encoder=make_encoder(settings), template=load_template(settings)
     )
-    manifest_path = result.path / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    manifest["source"] = str(catalogue)
-    manifest_path.write_text(json.dumps(manifest, indent=2))
+    source.write_text(str(catalogue))
 
 
 def free_port() -> int:

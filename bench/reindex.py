@@ -13,16 +13,17 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from recsys import reindex  # noqa: E402
+from recsys.build.jobs import JobRecord, make_control  # noqa: E402
+from recsys.build.pipeline import job_status  # noqa: E402
+from recsys.build.runner import start_reindex  # noqa: E402
 from recsys.settings import Settings  # noqa: E402
-from tests.workerproc import WorkerProcess, wait_for  # noqa: E402
-from workers.submit import submit  # noqa: E402
+from workers.local import WorkerProcess, wait_for  # noqa: E402
+from workers.runner import CeleryRunner  # noqa: E402
 
 SOURCE = ROOT.parent / "shared" / "data" / "myntra" / "catalogue.jsonl"
 BROKER = "redis://127.0.0.1:6379/7"
@@ -30,20 +31,21 @@ BROKER = "redis://127.0.0.1:6379/7"
 
 def run(settings: Settings, catalogue: Path, worker: WorkerProcess) -> dict:
     started = time.perf_counter()
-    job = submit(settings, catalogue)["task_id"]
+    control = make_control(settings)
+    job = start_reindex(settings, control, CeleryRunner.from_settings(settings), catalogue)["task_id"]
     status = wait_for(
-        lambda: (s := reindex.job_status(settings, job))["status"] in reindex.FINISHED and s,
+        lambda: (s := job_status(control, job)).finished and s,
         f"job {job}",
         worker,
         deadline_s=3600,
         every_s=0.2,
     )
-    assert isinstance(status, dict) and status["status"] == "succeeded", status
+    assert isinstance(status, JobRecord) and status.status == "succeeded", status
     return {
         "seconds": round(time.perf_counter() - started, 2),
-        "embedded": status["embedded"],
-        "shards": status["shards_total"],
-        "products": status["products"],
+        "embedded": status.embedded,
+        "shards": status.shards_total,
+        "products": status.products,
     }
 
 
@@ -75,8 +77,8 @@ def main() -> int:
         for n in args.workers:
             client.flushdb()
             data = base / f"w{n}"
-            settings = replace(
-                Settings.from_env({}),
+            settings = Settings.from_env(
+                {},
                 data_dir=data,
                 broker_url=BROKER,
                 shard_size=args.shard_size,

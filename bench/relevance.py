@@ -15,19 +15,18 @@ import os
 import statistics
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from recsys.build import identity
-from recsys.engine import Engine
-from recsys.evaluation import evaluate, read_qrels, read_queries
-from recsys.reindex import build_index
-from recsys.runtime import load_template, make_encoder
+from recsys.build.pipeline import build_index
+from recsys.evaluation.metrics import evaluate, read_qrels, read_queries
+from recsys.factories import load_template, make_encoder
+from recsys.index.ann import AnnoyBackend, annoy_top, exact_top
+from recsys.index.manifest import Identity
+from recsys.index.store import IndexStore
+from recsys.query.engine import Engine
 from recsys.settings import PROJECT_ROOT, Settings
-from recsys.store import IndexStore
-from recsys.vectors import annoy_top, exact_top
 
 
 def main() -> int:
@@ -39,23 +38,21 @@ def main() -> int:
         print(f"skipped: {args.data}/catalogue.jsonl is not here (shared evaluation data)", file=sys.stderr)
         return 0
     base = Settings.from_env()
-    settings = replace(
-        base, data_dir=base.data_dir / "bench" / "crowdflower", embeddings_dir=base.resolved_embeddings_dir
+    settings = base.replace(
+        data_dir=base.data_dir / "bench" / "crowdflower", embeddings_dir=base.resolved_embeddings_dir
     )
     encoder = make_encoder(settings)
     template = load_template(settings)
     store = IndexStore(settings.index_dir)
     current = store.current()
     built: dict = {}
-    if current is None or any(
-        store.manifest(current).get(k) != v for k, v in identity(settings, encoder, template).items()
-    ):
+    if current is None or store.manifest(current).identity != Identity.of(encoder, template):
         result = build_index(
             args.data / "catalogue.jsonl", settings=settings, encoder=encoder, template=template
         )
         built = {
-            "build_seconds": result.manifest["build_seconds"],
-            "embedded": result.manifest["counts"]["embedded"],
+            "build_seconds": result.manifest.build_seconds,
+            "embedded": result.manifest.counts.embedded,
         }
         current = result.version
     manifest = store.manifest(current)
@@ -65,15 +62,15 @@ def main() -> int:
 
     report: dict = {
         "catalogue": str(args.data),
-        "products": manifest["counts"]["products"],
+        "products": manifest.counts.products,
         "index_version": current,
         "index_bytes": size,
-        "tuning": manifest["tuning"],
+        "tuning": {name: tuning.model_dump() for name, tuning in manifest.tuning.items()},
         **built,
     }
     vectors = {q: Engine(settings, encoder, template, store).embed_query(text) for q, text in queries.items()}
     for name, weight in (("bm25", 1.0), ("dense", 0.0), ("hybrid", settings.hybrid_weight)):
-        engine = Engine(replace(settings, hybrid_weight=weight), encoder, template, store)
+        engine = Engine(settings.replace(hybrid_weight=weight), encoder, template, store)
         runs = {
             q: [r["id"] for r in engine.search(text, k=100, query_vector=vectors[q]).to_list()]
             for q, text in queries.items()
@@ -86,12 +83,13 @@ def main() -> int:
     engine = Engine(settings, encoder, template, store)
     space = engine.index.spaces["search"]
     exact_vectors = np.asarray(space.vectors)
-    trees = int(manifest["trees"])
-    for label, search_k in (("annoy_default", 10 * trees), ("annoy_tuned", space.search_k)):
+    backend = space.backend
+    assert isinstance(backend, AnnoyBackend), "the build chose exact search: no Annoy recall to measure"
+    for label, search_k in (("annoy_default", 10 * manifest.trees), ("annoy_tuned", backend.search_k)):
         hits = 0
         for vector in vectors.values():
             truth = set(exact_top(exact_vectors, vector, 10)[0].tolist())
-            hits += len(truth & set(annoy_top(space.annoy, vector, 10, search_k)[0].tolist()))
+            hits += len(truth & set(annoy_top(backend.annoy, vector, 10, search_k)[0].tolist()))
         report[f"{label}_recall@10"] = {"search_k": search_k, "recall": round(hits / (10 * len(vectors)), 4)}
 
     timings = []

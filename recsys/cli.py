@@ -7,7 +7,6 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -111,36 +110,45 @@ def _progress_bar(description: str, unit: str) -> Any:
 
 def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
     from recsys.errors import InvalidRequestError
-    from recsys.runtime import load_template, make_encoder
+    from recsys.factories import load_template, make_encoder
 
     catalogue = args.catalogue or settings.catalogue_path
     if catalogue is None:
         raise InvalidRequestError("give --catalogue PATH or set RECSYS_CATALOGUE_PATH", param="catalogue")
     if args.run_async:
-        if not settings.broker_url:
-            raise InvalidRequestError(
-                "--async needs RECSYS_BROKER_URL (e.g. redis://127.0.0.1:6379/0)", param="async"
-            )
-        from workers.submit import submit  # only here: the core never imports Celery
+        from recsys.build.jobs import make_control
+        from recsys.build.runner import start_reindex
 
-        started = submit(settings, catalogue)
+        started = start_reindex(settings, make_control(settings), _celery_runner(settings), catalogue)
         print(started["task_id"])
         print(f"queued; follow it with `recsys index status {started['task_id']}`", file=sys.stderr)
         return 0
-    args.catalogue = catalogue
     result = _build(catalogue, settings, load_template(settings), make_encoder(settings))
     for error in result.errors:
-        print(f"recsys: skipped {args.catalogue} {error}", file=sys.stderr)
-    counts = result.manifest["counts"]
+        print(f"recsys: skipped {catalogue} {error}", file=sys.stderr)
+    counts = result.manifest.counts
     print(
-        f"published {result.version}: {counts['products']} products indexed, {counts['rejected']} rejected, "
-        f"{result.manifest['build_seconds']}s"
+        f"published {result.version}: {counts.products} products indexed, {counts.rejected} rejected, "
+        f"{result.manifest.build_seconds}s"
     )
     return 0
 
 
+def _celery_runner(settings: Settings) -> Any:
+    """The workers' job runner: the CLI is an edge, so it may name the Celery one."""
+    from recsys.errors import InvalidRequestError
+
+    if not settings.broker_url:
+        raise InvalidRequestError(
+            "--async needs RECSYS_BROKER_URL (e.g. redis://127.0.0.1:6379/0)", param="async"
+        )
+    from workers.runner import CeleryRunner
+
+    return CeleryRunner.from_settings(settings)
+
+
 def _build(catalogue: Path, settings: Settings, template: Any, encoder: Any) -> Any:
-    from recsys.reindex import build_index
+    from recsys.build.pipeline import build_index
 
     bar = _progress_bar("embedding shards", unit="shard")
 
@@ -162,41 +170,41 @@ def _build(catalogue: Path, settings: Settings, template: Any, encoder: Any) -> 
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from recsys.reindex import job_status
+    from recsys.build.jobs import make_control
+    from recsys.build.pipeline import job_status
 
-    status = job_status(settings, args.task_id)
+    job = job_status(make_control(settings), args.task_id)
     if args.json:
-        print(json.dumps(status))
+        print(job.model_dump_json())
         return 0
     line = (
-        f"{status['id']}  {status['status']}  phase {status['phase']}  "
-        f"shards {status['shards_done']}/{status['shards_total']}  {status['products']} products  "
-        f"{status['embedded']} texts embedded"
+        f"{job.id}  {job.status}  phase {job.phase}  shards {job.shards_done}/{job.shards_total}  "
+        f"{job.products} products  {job.embedded} texts embedded"
     )
-    if status.get("version"):
-        line += f"  published {status['version']}"
-    if status.get("error"):
-        line += f"  error: {status['error']}"
+    if job.version:
+        line += f"  published {job.version}"
+    if job.error:
+        line += f"  error: {job.error}"
     print(line)
-    return 0 if status["status"] != "failed" else EXIT_ERROR
+    return 0 if job.status != "failed" else EXIT_ERROR
 
 
 def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
-    from recsys.control import make_control
-    from recsys.reindex import cancel_job
+    from recsys.build.jobs import make_control
+    from recsys.build.pipeline import cancel_job
+    from recsys.build.runner import cancel_reindex
 
-    if settings.broker_url:
-        from workers.submit import cancel  # also revokes the job's queued tasks
-
-        status = cancel(settings, args.task_id)
+    control = make_control(settings)
+    if settings.broker_url:  # also drops the job's queued tasks
+        job = cancel_reindex(settings, control, _celery_runner(settings), args.task_id)
     else:
-        status = cancel_job(settings, make_control(settings), args.task_id)
-    print(f"{status['id']}  {status['status']}")
+        job = cancel_job(settings, control, args.task_id)
+    print(f"{job.id}  {job.status}")
     return 0
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    from recsys.store import IndexStore
+    from recsys.index.store import IndexStore
 
     store = IndexStore(settings.index_dir)
     current = store.current()
@@ -207,9 +215,9 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
             {
                 "version": version,
                 "published": version == current,
-                "built_at": manifest.get("built_at"),
-                "products": manifest["counts"]["products"],
-                "model": manifest.get("model_name"),
+                "built_at": manifest.built_at,
+                "products": manifest.counts.products,
+                "model": manifest.model_name,
             }
         )
     if args.json:
@@ -223,7 +231,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
-    from recsys.store import IndexStore
+    from recsys.index.store import IndexStore
 
     version = IndexStore(settings.index_dir).rollback(args.to)
     print(f"published {version}")
@@ -249,9 +257,8 @@ def _print_results(args: argparse.Namespace, results: Any, started: float) -> in
     return 0
 
 
-def _filters(args: argparse.Namespace) -> Any:
+def _filters(args: argparse.Namespace) -> dict[str, str]:
     from recsys.errors import InvalidRequestError
-    from recsys.filters import Filters
 
     raw: dict[str, str] = {}
     for item in args.filter:
@@ -259,44 +266,58 @@ def _filters(args: argparse.Namespace) -> Any:
         if not sep:
             raise InvalidRequestError(f"--filter {item!r} must be KEY=VALUE", param="filter")
         raw[key.strip()] = value
-    return Filters.parse(raw)
+    return raw
 
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
-    from recsys.runtime import make_engine
+    from recsys.factories import make_engine
+    from recsys.query.requests import SearchParams, check
 
+    params = check(SearchParams, {"q": args.query, "k": args.k, "offset": args.offset, **_filters(args)})
     engine = make_engine(settings)
-    filters = _filters(args)
     started = time.perf_counter()
-    return _print_results(args, engine.search(args.query, args.k, args.offset, filters), started)
+    results = engine.search(params.q, params.k, params.offset, params.filters)
+    return _print_results(args, results, started)
 
 
 def cmd_similar(args: argparse.Namespace, settings: Settings) -> int:
-    from recsys.runtime import make_engine
+    from recsys.factories import make_engine
+    from recsys.query.requests import SimilarParams, check
 
+    params = check(SimilarParams, {"k": args.k, "offset": args.offset, **_filters(args)})
     engine = make_engine(settings)
-    filters = _filters(args)
     started = time.perf_counter()
-    return _print_results(args, engine.similar(args.product_id, args.k, args.offset, filters), started)
+    results = engine.similar(args.product_id, params.k, params.offset, params.filters)
+    return _print_results(args, results, started)
 
 
 def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
-    from recsys.runtime import make_engine
+    from recsys.factories import make_engine
+    from recsys.query.requests import RecommendBody, check
 
+    body = check(
+        RecommendBody,
+        {
+            "positive": args.positive,
+            "negative": args.negative,
+            "k": args.k,
+            "offset": args.offset,
+            "filters": _filters(args),
+        },
+    )
     engine = make_engine(settings)
-    filters = _filters(args)
     started = time.perf_counter()
-    results = engine.recommend(args.positive, args.negative, args.k, args.offset, filters)
+    results = engine.recommend(body.positive, body.negative, body.k, body.offset, body.filters.filters)
     return _print_results(args, results, started)
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    from recsys.build import identity
     from recsys.catalogue import catalogue_hash, load_catalogue
-    from recsys.engine import Engine
-    from recsys.evaluation import evaluate, read_qrels, read_queries
-    from recsys.runtime import load_template, make_encoder
-    from recsys.store import IndexStore
+    from recsys.evaluation.metrics import evaluate, read_qrels, read_queries
+    from recsys.factories import load_template, make_encoder
+    from recsys.index.manifest import Identity
+    from recsys.index.store import IndexStore
+    from recsys.query.engine import Engine
 
     queries = read_queries(args.queries)
     qrels = read_qrels(args.qrels)
@@ -304,13 +325,12 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     template = load_template(settings)
     # The evaluation index lives beside the served one, keyed by catalogue: it never replaces what is served.
     key = catalogue_hash(load_catalogue(args.catalogue).products)[:16]
-    eval_settings = replace(
-        settings, data_dir=settings.data_dir / "eval" / key, embeddings_dir=settings.resolved_embeddings_dir
+    eval_settings = settings.replace(
+        data_dir=settings.data_dir / "eval" / key, embeddings_dir=settings.resolved_embeddings_dir
     )
     store = IndexStore(eval_settings.index_dir)
     current = store.current()
-    wanted = identity(eval_settings, encoder, template)
-    reusable = current is not None and all(store.manifest(current).get(k) == v for k, v in wanted.items())
+    reusable = current is not None and store.manifest(current).identity == Identity.of(encoder, template)
     if args.rebuild or not reusable:
         _build(args.catalogue, eval_settings, template, encoder)
     engine = Engine(eval_settings, encoder, template, store)

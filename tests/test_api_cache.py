@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from recsys.cache import Cache, InProcessCache, RedisCache, get_or_compute
+from recsys.query.cache import Cache, InProcessCache, RedisCache, get_or_compute
 
 
 @pytest.fixture(params=["memory", "redis"])

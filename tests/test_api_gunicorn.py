@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from recsys.encoder import TransformerEncoder
-from recsys.reindex import build_index
+from recsys.build.pipeline import build_index
+from recsys.model.encoder import TransformerEncoder
+from recsys.model.templates import Template
 from recsys.settings import PROJECT_ROOT, Settings
-from recsys.templates import Template
+
+pytestmark = pytest.mark.model  # worker and server processes load the real model from their settings
 
 
 def free_port() -> int:
@@ -38,12 +40,12 @@ def get(port: int, path: str, timeout: float = 30) -> tuple[int, dict]:
 
 
 @pytest.fixture
-def server(small_build: Settings, redis_url: str, tmp_path: Path) -> Iterator[tuple[int, Settings]]:
+def server(model_small_build: Settings, redis_url: str, tmp_path: Path) -> Iterator[tuple[int, Settings]]:
     port = free_port()
     env = {
         **os.environ,
-        "RECSYS_DATA_DIR": str(small_build.data_dir),
-        "RECSYS_EMBEDDINGS_DIR": str(small_build.resolved_embeddings_dir),
+        "RECSYS_DATA_DIR": str(model_small_build.data_dir),
+        "RECSYS_EMBEDDINGS_DIR": str(model_small_build.resolved_embeddings_dir),
         "RECSYS_REDIS_URL": redis_url,
         "RECSYS_TORCH_THREADS": "1",
         "RECSYS_BIND": f"127.0.0.1:{port}",
@@ -70,7 +72,7 @@ def server(small_build: Settings, redis_url: str, tmp_path: Path) -> Iterator[tu
                 pass
             assert time.monotonic() < deadline, "gunicorn did not become ready"
             time.sleep(0.2)
-        yield port, small_build
+        yield port, model_small_build
     finally:
         proc.terminate()
         try:
@@ -82,7 +84,7 @@ def server(small_build: Settings, redis_url: str, tmp_path: Path) -> Iterator[tu
 
 
 def test_publish_under_load_fails_no_request(
-    server: tuple[int, Settings], encoder: TransformerEncoder, template: Template, small_catalogue: Path
+    server: tuple[int, Settings], model_encoder: TransformerEncoder, template: Template, small_catalogue: Path
 ) -> None:
     port, settings = server
     old = get(port, "/v1/index")[1]["version"]
@@ -121,7 +123,9 @@ def test_publish_under_load_fails_no_request(
         while sent[0] < 10:  # traffic is flowing on the old version before the publish
             assert time.monotonic() < deadline and not failures, failures
             time.sleep(0.05)
-        new = build_index(small_catalogue, settings=settings, encoder=encoder, template=template).version
+        new = build_index(
+            small_catalogue, settings=settings, encoder=model_encoder, template=template
+        ).version
         assert new != old
         # every worker follows the publish: poll until several consecutive answers are on the new version
         deadline = time.monotonic() + 60

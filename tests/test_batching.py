@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from recsys.batching import QueryBatcher
+from recsys.model.batching import QueryBatcher
 
 
 class Gated:

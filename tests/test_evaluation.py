@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from recsys.errors import CatalogueError
-from recsys.evaluation import evaluate, read_qrels, read_queries
+from recsys.evaluation.metrics import evaluate, read_qrels, read_queries
 
 
 def test_metrics_match_hand_computed_values() -> None:

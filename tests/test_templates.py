@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from recsys.build import render
-from recsys.catalogue import Product, load_catalogue
-from recsys.encoder import ModelSpec
+from recsys.build.texts import render
+from recsys.catalogue import Product, load_catalogue, price_bands
 from recsys.errors import TemplateError
+from recsys.model.encoder import ModelSpec
+from recsys.model.templates import Template
 from recsys.settings import Settings, default_model_dir
-from recsys.templates import Template, price_bands
 
 HEADPHONES = Product(
     id="h1",

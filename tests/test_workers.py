@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from recsys import reindex
-from recsys.encoder import TransformerEncoder
-from recsys.engine import Engine
+from recsys.build.jobs import JobRecord, make_control
+from recsys.build.pipeline import job_status
+from recsys.build.runner import start_reindex
 from recsys.errors import ProductNotFoundError, ReindexRunningError, SettingsError
+from recsys.index.store import IndexStore
+from recsys.model.encoder import TransformerEncoder
+from recsys.model.templates import Template
+from recsys.query.engine import Engine
 from recsys.settings import Settings
-from recsys.store import IndexStore
-from recsys.templates import Template
 from tests.conftest import five_percent_changed
-from tests.workerproc import WorkerProcess, wait_for
 from workers import create_celery
 from workers.app import NIGHTLY
-from workers.submit import submit
+from workers.local import WorkerProcess, wait_for
+from workers.runner import CeleryRunner
+
+pytestmark = pytest.mark.model  # worker and server processes load the real model from their settings
 
 BROKER = "redis://127.0.0.1:6379/5"
 SHARD = 50
@@ -40,8 +43,7 @@ def _flush() -> None:
 @pytest.fixture(scope="module")
 def wsettings(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     _flush()
-    return replace(
-        base_settings,
+    return base_settings.replace(
         data_dir=tmp_path_factory.mktemp("workers") / "data",
         broker_url=BROKER,
         shard_size=SHARD,
@@ -57,13 +59,15 @@ def worker(wsettings: Settings) -> Iterator[WorkerProcess]:
     _flush()
 
 
-def finished(settings: Settings, job_id: str, worker: WorkerProcess) -> dict:
-    status = wait_for(
-        lambda: (s := reindex.job_status(settings, job_id))["status"] in reindex.FINISHED and s,
-        f"job {job_id}",
-        worker,
-    )
-    assert isinstance(status, dict)
+def submit(settings: Settings, catalogue: Path) -> dict:
+    """Queue a reindex on the workers, as `recsys index build --async` does."""
+    return start_reindex(settings, make_control(settings), CeleryRunner.from_settings(settings), catalogue)
+
+
+def finished(settings: Settings, job_id: str, worker: WorkerProcess | None = None) -> JobRecord:
+    control = make_control(settings)
+    status = wait_for(lambda: (s := job_status(control, job_id)).finished and s, f"job {job_id}", worker)
+    assert isinstance(status, JobRecord)
     return status
 
 
@@ -75,37 +79,37 @@ def test_sharded_reindex_publishes_and_a_second_request_is_told_the_running_job(
         submit(wsettings, small_catalogue)
     assert second.value.job_id == job
     status = finished(wsettings, job, worker)
-    assert status["status"] == "succeeded", status
-    assert status["shards_total"] == status["shards_done"] == 300 // SHARD
+    assert status.status == "succeeded", status
+    assert status.shards_total == status.shards_done == 300 // SHARD
     store = IndexStore(wsettings.index_dir)
-    assert store.current() == status["version"]
-    assert store.manifest(status["version"])["counts"]["products"] == 300
-    assert store.manifest(status["version"])["reindex_job"] == job
+    assert store.current() == status.version
+    assert store.manifest(status.version).counts.products == 300
+    assert store.manifest(status.version).reindex_job == job
 
 
 def test_unchanged_reindex_embeds_nothing_and_5_percent_changed_only_those(
     wsettings: Settings, worker: WorkerProcess, small_catalogue: Path, template: Template, tmp_path: Path
 ) -> None:
     status = finished(wsettings, submit(wsettings, small_catalogue)["task_id"], worker)
-    assert status["status"] == "succeeded" and status["embedded"] == 0
-    assert IndexStore(wsettings.index_dir).manifest(status["version"])["counts"]["embedded"] == 0
+    assert status.status == "succeeded" and status.embedded == 0
+    assert IndexStore(wsettings.index_dir).manifest(status.version).counts.embedded == 0
 
     changed, expected = five_percent_changed(
         small_catalogue, tmp_path / "changed.jsonl", template, start=1, mark=" (worker edition)"
     )
     status = finished(wsettings, submit(wsettings, changed)["task_id"], worker)
-    assert status["status"] == "succeeded"
-    assert IndexStore(wsettings.index_dir).manifest(status["version"])["counts"]["embedded"] == expected > 0
+    assert status.status == "succeeded"
+    assert IndexStore(wsettings.index_dir).manifest(status.version).counts.embedded == expected > 0
 
 
 def test_upsert_and_delete_tasks_are_served_at_once_and_survive_a_rebuild(
     wsettings: Settings,
     worker: WorkerProcess,
-    encoder: TransformerEncoder,
+    model_encoder: TransformerEncoder,
     template: Template,
     small_catalogue: Path,
 ) -> None:
-    engine = Engine(wsettings, encoder, template)
+    engine = Engine(wsettings, model_encoder, template)
     app = create_celery(wsettings)
     victim = engine.index.products[5]["id"]
     before = engine.state_key()
@@ -123,9 +127,9 @@ def test_upsert_and_delete_tasks_are_served_at_once_and_survive_a_rebuild(
         engine.similar(victim)
 
     status = finished(wsettings, submit(wsettings, small_catalogue)["task_id"], worker)
-    assert status["status"] == "succeeded"
+    assert status.status == "succeeded"
     engine.refresh()
-    assert engine.state_key() == status["version"]
+    assert engine.state_key() == status.version
     assert engine.product("w-1")["title"] == product["title"]
     with pytest.raises(ProductNotFoundError):
         engine.product(victim)
@@ -138,26 +142,27 @@ def test_a_worker_killed_mid_reindex_leaves_the_old_version_and_the_work_complet
     lines = fixture_catalogue.read_text().splitlines()[600:700]
     fresh = tmp_path / "fresh.jsonl"
     fresh.write_text("\n".join(lines) + "\n")
-    settings = replace(wsettings, shard_size=10)  # the job records the requester's shard size
+    settings = wsettings.replace(shard_size=10)  # the job records the requester's shard size
     store = IndexStore(wsettings.index_dir)
     if store.current() is None:  # run alone: publish a version first
         finished(wsettings, submit(wsettings, small_catalogue)["task_id"], worker)
     served = store.current()
     assert served is not None
     job = submit(settings, fresh)["task_id"]
-    wait_for(lambda: reindex.job_status(settings, job)["phase"] == "embedding", "embedding to start", worker)
-    assert reindex.job_status(settings, job)["shards_done"] < 10
+    control = make_control(settings)
+    wait_for(lambda: job_status(control, job).phase == "embedding", "embedding to start", worker)
+    assert job_status(control, job).shards_done < 10
     killed = worker.kill_children()
     assert killed
     assert store.current() == served and (store.path(served) / "manifest.json").is_file()
     status = finished(settings, job, worker)
-    assert status["status"] == "succeeded", status
-    assert store.current() == status["version"] != served
-    assert store.manifest(status["version"])["counts"]["products"] == 100
-    assert status["shards_total"] == 10
+    assert status.status == "succeeded", status
+    assert store.current() == status.version != served
+    assert store.manifest(status.version).counts.products == 100
+    assert status.shards_total == 10
     assert b"WorkerLostError" in worker.log.read_bytes() or b"SIGKILL" in worker.log.read_bytes()
     rerun = finished(settings, submit(settings, fresh)["task_id"], worker)  # a rerun is safe and cheap
-    assert rerun["status"] == "succeeded" and rerun["embedded"] == 0
+    assert rerun.status == "succeeded" and rerun.embedded == 0
 
 
 def test_beat_schedule_comes_from_settings(tmp_path: Path) -> None:
@@ -171,18 +176,18 @@ def test_beat_schedule_comes_from_settings(tmp_path: Path) -> None:
     assert entry["task"] == "recsys.reindex" and entry["args"] == (str(tmp_path / "catalogue.jsonl"),)
     assert entry["schedule"].hour == {2} and entry["schedule"].minute == {15}
     assert entry["schedule"].day_of_week == {1}
-    default = create_celery(replace(settings, reindex_cron="0 3 * * *")).conf.beat_schedule[NIGHTLY]
+    default = create_celery(settings.replace(reindex_cron="0 3 * * *")).conf.beat_schedule[NIGHTLY]
     assert default["schedule"].hour == {3}
-    assert create_celery(replace(settings, catalogue_path=None)).conf.beat_schedule == {}
+    assert create_celery(settings.replace(catalogue_path=None)).conf.beat_schedule == {}
     with pytest.raises(SettingsError, match="RECSYS_REINDEX_CRON"):
-        create_celery(replace(settings, reindex_cron="every night"))
+        create_celery(settings.replace(reindex_cron="every night"))
 
 
 def test_rabbitmq_broker_by_url(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, broker_url="amqp://guest:guest@127.0.0.1:5672//")
     with pytest.raises(SettingsError, match="RECSYS_RESULT_BACKEND"):
         create_celery(settings)
-    app = create_celery(replace(settings, result_backend=BROKER))
+    app = create_celery(settings.replace(result_backend=BROKER))
     assert app.conf.broker_url.startswith("amqp://") and app.conf.result_backend == BROKER
     assert app.conf.task_serializer == "json" and app.conf.accept_content == ["json"]
     assert app.conf.task_acks_late and app.conf.task_reject_on_worker_lost
@@ -192,19 +197,6 @@ def test_rabbitmq_broker_by_url(tmp_path: Path) -> None:
     except Exception as exc:  # no RabbitMQ here: the configuration part above still ran
         pytest.skip(f"no RabbitMQ at 127.0.0.1:5672: {exc}")
     assert conn.transport_cls in ("amqp", "pyamqp") or "amqp" in str(conn.transport_cls)
-
-
-def test_embedded_default_without_a_broker_runs_in_process(settings: Settings, small_catalogue: Path) -> None:
-    app = create_celery(settings)
-    assert app.conf.task_always_eager
-    assert settings.broker_url is None
-    started = reindex.start_reindex(settings, small_catalogue)  # a thread of this process
-    status = wait_for(
-        lambda: (s := reindex.job_status(settings, started["task_id"]))["status"] in reindex.FINISHED and s,
-        "the in-process job",
-    )
-    assert isinstance(status, dict) and status["status"] == "succeeded", status
-    assert IndexStore(settings.index_dir).current() == status["version"]
 
 
 def test_a_reindex_runs_through_rabbitmq(wsettings: Settings, small_catalogue: Path, tmp_path: Path) -> None:
@@ -217,8 +209,8 @@ def test_a_reindex_runs_through_rabbitmq(wsettings: Settings, small_catalogue: P
             conn.ensure_connection(max_retries=1, timeout=2)
     except Exception as exc:
         pytest.skip(f"no RabbitMQ at 127.0.0.1:5672: {exc}")
-    settings = replace(
-        wsettings, data_dir=tmp_path / "data", broker_url=amqp, result_backend="redis://127.0.0.1:6379/4"
+    settings = wsettings.replace(
+        data_dir=tmp_path / "data", broker_url=amqp, result_backend="redis://127.0.0.1:6379/4"
     )
     catalogue = tmp_path / "c.jsonl"
     catalogue.write_text("".join(small_catalogue.read_text().splitlines(keepends=True)[:80]))
@@ -228,6 +220,6 @@ def test_a_reindex_runs_through_rabbitmq(wsettings: Settings, small_catalogue: P
         status = finished(settings, job, process)
     finally:
         process.stop()
-    assert status["status"] == "succeeded", status
-    assert status["shards_total"] == 2
-    assert IndexStore(settings.index_dir).current() == status["version"]
+    assert status.status == "succeeded", status
+    assert status.shards_total == 2
+    assert IndexStore(settings.index_dir).current() == status.version

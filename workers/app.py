@@ -8,12 +8,13 @@ from typing import Any
 from celery import Celery
 from celery.schedules import crontab
 
-from recsys.control import Control, make_control
-from recsys.encoder import Encoder
+from recsys.build.jobs import Control, make_control
+from recsys.build.pipeline import LOCK_TTL_S
+from recsys.build.updates import DeltaWriter
 from recsys.errors import SettingsError
-from recsys.reindex import LOCK_TTL_S
+from recsys.model.encoder import Encoder
+from recsys.model.templates import Template
 from recsys.settings import Settings
-from recsys.templates import Template
 
 NIGHTLY = "nightly-reindex"
 
@@ -27,19 +28,23 @@ class WorkerContext:
 
     @functools.cached_property
     def encoder(self) -> Encoder:
-        from recsys.runtime import make_encoder
+        from recsys.factories import make_encoder
 
         return make_encoder(self.settings)
 
     @functools.cached_property
     def template(self) -> Template:
-        from recsys.runtime import load_template
+        from recsys.factories import load_template
 
         return load_template(self.settings)
 
     @functools.cached_property
     def control(self) -> Control:
         return make_control(self.settings)
+
+    @functools.cached_property
+    def writer(self) -> DeltaWriter:
+        return DeltaWriter(self.settings, self.encoder, self.template)
 
 
 class RecsysCelery(Celery):

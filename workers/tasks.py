@@ -2,7 +2,8 @@
 
 The reindex chord: ``recsys.plan`` (snapshot, count shards) → ``recsys.embed_shard`` × N in parallel
 (vectors go to the shared embedding cache, only counts come back) → ``recsys.finish`` (assemble,
-check, publish). A job's task ids derive from its job id, so it can be revoked without bookkeeping.
+check, publish). A job's task ids derive from its job id (``workers.runner``), so it can be revoked
+without bookkeeping.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import redis.exceptions
 from celery import Task, chord, shared_task
 from celery.utils.log import get_task_logger
 
-from recsys import delta, reindex
+from recsys.build import pipeline
+from recsys.build.runner import start_reindex as start
 from recsys.errors import ReindexRunningError
 from workers.app import WorkerContext
+from workers.runner import CeleryRunner, finish_task_id, shard_task_id
 
 log = get_task_logger(__name__)
 TRANSIENT = (OSError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
@@ -31,14 +34,6 @@ RETRY: dict[str, Any] = {
 }
 
 
-def shard_task_id(job_id: str, shard: int) -> str:
-    return f"{job_id}-shard-{shard}"
-
-
-def finish_task_id(job_id: str) -> str:
-    return f"{job_id}-finish"
-
-
 class JobTask(Task):
     """A task of a reindex job: when it finally fails (no retry left), the job is recorded as failed."""
 
@@ -47,7 +42,7 @@ class JobTask(Task):
         if job_id:
             ctx = _context(self)
             log.error("reindex %s failed in task %s: %s", job_id, task_id, exc)
-            reindex.fail(ctx.settings, ctx.control, job_id, exc)
+            pipeline.fail(ctx.settings, ctx.control, job_id, exc)
 
 
 def _context(task: Task) -> WorkerContext:
@@ -58,11 +53,9 @@ def _context(task: Task) -> WorkerContext:
 @shared_task(name="recsys.reindex", **RETRY)
 def start_reindex(self: Task, catalogue: str | None = None) -> dict[str, Any]:
     """The nightly entry: start a reindex of ``catalogue``, or report the one already running."""
-    from workers.submit import submit
-
     ctx = _context(self)
     try:
-        started = submit(ctx.settings, catalogue, app=self.app)
+        started = start(ctx.settings, ctx.control, CeleryRunner(self.app), catalogue)
     except ReindexRunningError as exc:
         log.info("reindex requested by task %s: job %s is already running", self.request.id, exc.job_id)
         return {"task_id": exc.job_id, "status": "running", "already_running": True}
@@ -73,14 +66,15 @@ def start_reindex(self: Task, catalogue: str | None = None) -> dict[str, Any]:
 @shared_task(name="recsys.plan", base=JobTask, **RETRY)
 def plan_reindex(self: Task, job_id: str) -> dict[str, Any]:
     ctx = _context(self)
-    record = ctx.control.job(job_id) or {}
-    if record.get("cancel") == "1" or record.get("status") in reindex.FINISHED:
-        log.info("reindex %s: %s before planning (task %s)", job_id, record.get("status"), self.request.id)
-        return {"job_id": job_id, "status": record.get("status")}
-    if record.get("launched") == "1":  # a redelivered plan: the chord is running on the snapshot
+    record = ctx.control.job(job_id)
+    if record is None or record.cancel or record.finished:
+        status = record.status if record is not None else "unknown"
+        log.info("reindex %s: %s before planning (task %s)", job_id, status, self.request.id)
+        return {"job_id": job_id, "status": status}
+    if record.launched:  # a redelivered plan: the chord is running on the snapshot
         log.info("reindex %s: already planned and launched (task %s)", job_id, self.request.id)
-        return {"job_id": job_id, "shards": int(record.get("shards_total") or 0)}
-    shards = reindex.plan(ctx.settings, ctx.control, job_id)
+        return {"job_id": job_id, "shards": record.shards_total}
+    shards = pipeline.plan(ctx.settings, ctx.control, job_id)
     header = [embed_shard.si(job_id, i).set(task_id=shard_task_id(job_id, i)) for i in range(shards)]
     chord(header, finish_reindex.si(job_id).set(task_id=finish_task_id(job_id))).apply_async()
     ctx.control.update_job(job_id, launched=True)
@@ -91,7 +85,7 @@ def plan_reindex(self: Task, job_id: str) -> dict[str, Any]:
 @shared_task(name="recsys.embed_shard", base=JobTask, **RETRY)
 def embed_shard(self: Task, job_id: str, shard: int) -> dict[str, Any]:
     ctx = _context(self)
-    embedded = reindex.embed_shard(ctx.settings, ctx.control, ctx.encoder, ctx.template, job_id, shard)
+    embedded = pipeline.embed_shard(ctx.settings, ctx.control, ctx.encoder, ctx.template, job_id, shard)
     log.info("reindex %s: shard %d embedded %d texts (task %s)", job_id, shard, embedded, self.request.id)
     return {"job_id": job_id, "shard": shard, "embedded": embedded}
 
@@ -99,10 +93,10 @@ def embed_shard(self: Task, job_id: str, shard: int) -> dict[str, Any]:
 @shared_task(name="recsys.finish", base=JobTask, **RETRY)
 def finish_reindex(self: Task, job_id: str) -> dict[str, Any]:
     ctx = _context(self)
-    record = ctx.control.job(job_id) or {}
-    if record.get("status") in reindex.FINISHED:  # a duplicate delivery after the job ended
-        return {"job_id": job_id, "status": record.get("status"), "version": record.get("version")}
-    result = reindex.finish(ctx.settings, ctx.control, ctx.encoder, ctx.template, job_id)
+    record = ctx.control.job(job_id)
+    if record is not None and record.finished:  # a duplicate delivery after the job ended
+        return {"job_id": job_id, "status": record.status, "version": record.version}
+    result = pipeline.finish(ctx.settings, ctx.control, ctx.encoder, ctx.template, job_id)
     if result is None:
         log.info("reindex %s: cancelled, nothing published (task %s)", job_id, self.request.id)
         return {"job_id": job_id, "status": "cancelled"}
@@ -110,8 +104,8 @@ def finish_reindex(self: Task, job_id: str) -> dict[str, Any]:
         "reindex %s: published %s, %d products, %d texts embedded (task %s)",
         job_id,
         result.version,
-        result.manifest["counts"]["products"],
-        result.manifest["counts"]["embedded"],
+        result.manifest.counts.products,
+        result.manifest.counts.embedded,
         self.request.id,
     )
     return {"job_id": job_id, "status": "succeeded", "version": result.version}
@@ -119,7 +113,7 @@ def finish_reindex(self: Task, job_id: str) -> dict[str, Any]:
 
 @shared_task(name="recsys.upsert_products", **RETRY)
 def upsert_products(self: Task, products: list[dict[str, Any]]) -> dict[str, Any]:
-    result = delta.upsert_products(_context(self), products)
+    result = _context(self).writer.upsert(products).to_dict()
     log.info(
         "upserted %d products into %s delta seq %d (task %s)",
         result["count"],
@@ -132,7 +126,7 @@ def upsert_products(self: Task, products: list[dict[str, Any]]) -> dict[str, Any
 
 @shared_task(name="recsys.delete_products", **RETRY)
 def delete_products(self: Task, ids: list[str]) -> dict[str, Any]:
-    result = delta.delete_products(_context(self), ids)
+    result = _context(self).writer.delete(ids).to_dict()
     log.info(
         "deleted %d products from %s delta seq %d (task %s)",
         result["count"],

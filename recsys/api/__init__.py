@@ -10,12 +10,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from apiflask import APIFlask
 from flask import Flask, Response, g, request
 
-from recsys.cache import Cache, make_cache
-from recsys.engine import Engine
-from recsys.serving import REFRESH_EVERY_S, Service
+from recsys import __version__
+from recsys.build.jobs import Control, make_control
+from recsys.build.runner import JobRunner, ThreadRunner
+from recsys.query.cache import Cache, make_cache
+from recsys.query.engine import Engine
+from recsys.query.service import REFRESH_EVERY_S, Service
 from recsys.settings import Settings
+
+ERROR_REFS = "#/components/schemas/ValidationError/$defs/{model}"  # the error schema's nested model
 
 
 def create_app(
@@ -24,20 +30,23 @@ def create_app(
     engine: Engine | None = None,
     cache: Cache | None = None,
     admin: Any = None,
+    runner: JobRunner | None = None,
     metrics: Any = None,
     refresh_every_s: float = REFRESH_EVERY_S,
     environ: dict[str, str] | None = None,
 ) -> Flask:
     """Defaults, then the environment (``Settings.from_env``), then what the caller passes.
 
-    ``engine``, ``cache``, ``admin`` (an :class:`~recsys.api.admin.AdminOps`) and ``metrics`` replace the
-    services the settings would build. The encoder is not run here: it loads on the first query, in the
+    ``engine``, ``cache``, ``admin`` (an :class:`~recsys.api.admin.AdminOps`), ``runner`` (who runs a
+    reindex: Celery's with a broker, else a thread of this process) and ``metrics`` replace the services
+    the settings would build. The encoder is not run here: it loads on the first query, in the
     process that serves it (gunicorn forks after this returns).
     """
     from recsys.api import admin as admin_views
-    from recsys.api import errors, openapi, views
+    from recsys.api import errors, views
     from recsys.api.metrics import Metrics
-    from recsys.runtime import make_engine
+    from recsys.api.schemas import ErrorReply
+    from recsys.factories import make_engine
 
     settings = settings if settings is not None else Settings.from_env(environ)
     engine = engine if engine is not None else make_engine(settings)
@@ -45,12 +54,35 @@ def create_app(
         cache = make_cache(settings.cache, settings.redis_url, settings.redis_timeout_ms)
     metrics = metrics if metrics is not None else Metrics()
     if admin is None:
-        admin = admin_views.CoreAdminOps(settings, engine)
+        control = make_control(settings)
+        if runner is None:
+            runner = _runner(settings, control, engine)
+        admin = admin_views.CoreAdminOps(settings, engine, control, runner)
     service = Service(
         engine, cache, settings.cache_ttl_s, on_cache=metrics.cache_event, refresh_every_s=refresh_every_s
     )
 
-    app = Flask(__name__)
+    app = APIFlask(
+        __name__,
+        title="recsys",
+        version=__version__,
+        spec_path="/openapi.json",
+        docs_path=None,
+        json_errors=False,  # errors keep the project's shape (recsys.api.errors)
+    )
+    error_schema = ErrorReply.model_json_schema(ref_template=ERROR_REFS)
+    app.config.update(
+        VALIDATION_ERROR_STATUS_CODE=400,
+        VALIDATION_ERROR_DESCRIPTION="a parameter is missing, unknown or out of range; the message names it",
+        VALIDATION_ERROR_SCHEMA=error_schema,
+        HTTP_ERROR_SCHEMA=error_schema,
+        SECURITY_SCHEMES={"bearer": {"type": "http", "scheme": "bearer"}},
+        INFO={
+            "description": "Product search, similar items and recommendations. Filters are query "
+            "parameters (category, brand, price_min, price_max, in_stock) and attr.<name>=<value> for "
+            'any catalogue attribute. Errors are {"error": {"code", "message", "param"}}.'
+        },
+    )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["recsys"] = views.State(
         engine=engine,
@@ -62,7 +94,6 @@ def create_app(
     )
     app.register_blueprint(views.bp)
     app.register_blueprint(admin_views.bp)
-    app.register_blueprint(openapi.bp)
     errors.register(app)
 
     @app.before_request
@@ -83,3 +114,12 @@ def create_app(
         return response
 
     return app
+
+
+def _runner(settings: Settings, control: Control, engine: Engine) -> JobRunner:
+    """Celery's runner when a broker is configured, else a thread that reuses the engine's model."""
+    if settings.broker_url:
+        from workers.runner import CeleryRunner
+
+        return CeleryRunner.from_settings(settings)
+    return ThreadRunner(settings, control, lambda: (engine.encoder, engine.template))

@@ -2,7 +2,7 @@
 
 The work itself is the core's: :class:`AdminOps` is the small interface the views call (tests may pass
 their own to ``create_app(admin=...)``); :class:`CoreAdminOps`, the default, calls the same functions
-the CLI and the Celery tasks call (``recsys.reindex``, ``recsys.delta``).
+the CLI and the Celery tasks call (``recsys.build.pipeline``, ``recsys.build.delta``).
 """
 
 from __future__ import annotations
@@ -10,15 +10,22 @@ from __future__ import annotations
 import hmac
 from typing import Any, Protocol
 
-from flask import Blueprint, Response, request
+from apiflask import APIBlueprint
+from flask import Response, request
 
-from recsys.api import params
+from recsys.api import validation  # noqa: F401  (before any @bp.input)
 from recsys.api.errors import ApiError
+from recsys.api.schemas import DeltaReply, JobReply, Purged, ReindexBody, Started, UpsertBody
 from recsys.api.views import reply, state
-from recsys.engine import Engine
+from recsys.build.jobs import Control
+from recsys.build.runner import JobRunner, start_reindex
+from recsys.build.updates import DeltaWriter
+from recsys.query.engine import Engine
+from recsys.query.requests import check_product_id
 from recsys.settings import Settings
 
-bp = Blueprint("admin", __name__)
+bp = APIBlueprint("admin", __name__, tag="admin")
+ADMIN = {401: "no or a wrong bearer token", 403: "admin is disabled: RECSYS_ADMIN_TOKEN is not set"}
 
 
 class AdminOps(Protocol):
@@ -34,36 +41,33 @@ class AdminOps(Protocol):
 
 
 class CoreAdminOps:
-    """The core's own functions: ``recsys.reindex`` (Celery when a broker is set, else a thread) and
-    ``recsys.delta`` (live upserts and deletes on the served version, seen by every engine at once)."""
+    """The core's own functions, as the CLI and the Celery tasks call them: the reindex through the
+    job runner the edge chose (Celery's with a broker, else a thread), and live upserts and deletes
+    on the served version (seen by the engine at once, by every other process within a second)."""
 
-    def __init__(self, settings: Settings, engine: Engine) -> None:
+    def __init__(self, settings: Settings, engine: Engine, control: Control, runner: JobRunner) -> None:
         self.settings = settings
         self.engine = engine
+        self.control = control
+        self.runner = runner
+        self.writer = DeltaWriter(settings, engine.encoder, engine.template)
 
     def start_reindex(self, catalogue: str | None) -> dict[str, Any]:
-        from recsys.reindex import start_reindex
-
-        return start_reindex(self.settings, catalogue)
+        return start_reindex(self.settings, self.control, self.runner, catalogue)
 
     def reindex_status(self, task_id: str) -> dict[str, Any] | None:
-        from recsys.errors import JobNotFoundError
-        from recsys.reindex import job_status
-
-        try:
-            return job_status(self.settings, task_id)
-        except JobNotFoundError:
-            return None
+        record = self.control.job(task_id)
+        return None if record is None else record.model_dump()
 
     def upsert(self, products: list[dict[str, Any]]) -> dict[str, Any]:
-        from recsys.delta import upsert_products
-
-        return upsert_products(self.engine, products)
+        result = self.writer.upsert(products).to_dict()
+        self.engine.refresh()
+        return result
 
     def delete(self, product_id: str) -> dict[str, Any]:
-        from recsys.delta import delete_products
-
-        return delete_products(self.engine, [product_id])
+        result = self.writer.delete([product_id]).to_dict()
+        self.engine.refresh()
+        return result
 
 
 @bp.before_request
@@ -87,16 +91,16 @@ def _ops() -> AdminOps:
 
 
 @bp.post("/v1/reindex")
-def reindex() -> Response:
-    body = request.get_json(silent=True) if request.content_length else {}
-    body = params.json_object(body, ("catalogue",))
-    catalogue = body.get("catalogue")
-    if catalogue is not None and (not isinstance(catalogue, str) or not catalogue.strip()):
-        raise ApiError(400, "invalid_request", "catalogue must be a non-empty path", param="catalogue")
-    return reply(_ops().start_reindex(catalogue), 202)
+@bp.input(ReindexBody, location="json", arg_name="body")
+@bp.output(Started, status_code=202, description="the reindex was queued")
+@bp.doc(summary="Start a full reindex", security="bearer", responses={**ADMIN, 409: "one is already running"})
+def reindex(body: ReindexBody) -> Response:
+    return reply(_ops().start_reindex(body.catalogue), 202)
 
 
 @bp.get("/v1/reindex/<task_id>")
+@bp.output(JobReply, description="the job's record: status, phase, shards, texts embedded")
+@bp.doc(summary="A reindex's progress", security="bearer", responses={**ADMIN, 404: "no such job"})
 def reindex_status(task_id: str) -> Response:
     record = _ops().reindex_status(task_id)
     if record is None:
@@ -105,30 +109,22 @@ def reindex_status(task_id: str) -> Response:
 
 
 @bp.put("/v1/products")
-def upsert() -> Response:
-    body = params.json_object(request.get_json(silent=True), ("products",))
-    products = body.get("products")
-    if (
-        not isinstance(products, list)
-        or not products
-        or len(products) > params.MAX_BATCH
-        or not all(isinstance(p, dict) for p in products)
-    ):
-        raise ApiError(
-            400,
-            "invalid_request",
-            f"products must be a list of 1..{params.MAX_BATCH} product objects",
-            param="products",
-        )
-    result = _ops().upsert(products)
-    return reply(result)
+@bp.input(UpsertBody, location="json", arg_name="body")
+@bp.output(DeltaReply, description="the delta's new sequence; bad rows are reported and skipped")
+@bp.doc(summary="Upsert products (visible within a second)", security="bearer", responses=ADMIN)
+def upsert(body: UpsertBody) -> Response:
+    return reply(_ops().upsert(body.products))
 
 
 @bp.delete("/v1/products/<path:product_id>")
+@bp.output(DeltaReply, description="the delta's new sequence")
+@bp.doc(summary="Delete a product (hidden within a second)", security="bearer", responses=ADMIN)
 def delete(product_id: str) -> Response:
-    return reply(_ops().delete(params.product_id(product_id)))
+    return reply(_ops().delete(check_product_id(product_id)))
 
 
 @bp.post("/v1/cache/purge")
+@bp.output(Purged, description="how many cache entries were dropped")
+@bp.doc(summary="Drop every cached result", security="bearer", responses=ADMIN)
 def purge() -> Response:
     return reply({"purged": state().cache.purge()})

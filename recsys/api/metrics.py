@@ -55,6 +55,12 @@ class Metrics:
             registry=target,
             multiprocess_mode="liveall",
         )
+        self.runtime_fallback = Gauge(
+            "recsys_query_runtime_fallback",
+            "1 when queries fell back from the configured runtime (ONNX) to torch",
+            registry=target,
+            multiprocess_mode="liveall",
+        )
         self._version: str | None = None
 
     def cache_event(self, kind: str, hit: bool) -> None:
@@ -68,6 +74,9 @@ class Metrics:
             self._version = version
         self.index_products.set(products)
         self.delta_size.set(delta)
+
+    def observe_runtime(self, fallen_back: bool) -> None:
+        self.runtime_fallback.set(1 if fallen_back else 0)
 
     def render(self) -> bytes:
         if self.multiproc_dir:

@@ -1,21 +1,31 @@
-"""Public endpoints: search, similar items, recommendations, products, index info, health, metrics."""
+"""Public endpoints: search, similar items, recommendations, products, index info, health, metrics.
+
+Each endpoint declares its parameters and answers once (:mod:`recsys.api.schemas`); APIFlask validates
+the request with them before the view runs and documents them at ``/openapi.json``.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, request
+from apiflask import APIBlueprint
+from flask import Response, current_app, g
 
-from recsys.api import params
-from recsys.cache import Cache
-from recsys.engine import Engine
-from recsys.errors import InvalidRequestError, RecsysError
-from recsys.serving import Page, Service
+from recsys.api import validation  # noqa: F401  (before any @bp.input)
+from recsys.api.schemas import Empty, Health, IndexInfo, ProductReply, Readiness, ResultPage
+from recsys.errors import RecsysError
+from recsys.query.cache import Cache
+from recsys.query.engine import Engine
+from recsys.query.requests import RecommendBody, SearchParams, SimilarParams, check_product_id
+from recsys.query.service import Page, Service
 
-bp = Blueprint("public", __name__)
+log = logging.getLogger(__name__)
+bp = APIBlueprint("public", __name__, tag="search")
+NOT_FOUND = {404: "no product with that id"}
 
 
 @dataclass
@@ -38,8 +48,7 @@ def state() -> State:
 def served_version() -> str | None:
     version = g.get("index_version")
     if version is None:  # never load an index just to label a response (/healthz, early errors)
-        loaded = getattr(state().engine, "_index", None)
-        version = getattr(loaded, "version", None)
+        version = state().engine.follower.loaded_version
     return None if version is None else str(version)
 
 
@@ -68,101 +77,108 @@ def page_reply(page: Page, k: int, offset: int) -> Response:
 
 
 @bp.get("/v1/search")
-def search() -> Response:
-    raw = params.single(request.args, ("q", "k", "offset"))
-    q = params.query(raw)
-    k, offset = params.page(raw)
-    return page_reply(state().service.search(q, k, offset, params.filters(raw)), k, offset)
+@bp.input(SearchParams, location="query", arg_name="params")
+@bp.output(ResultPage, description="a page of products, best first")
+@bp.doc(summary="Product search: hybrid dense and BM25 ranking, with filters")
+def search(params: SearchParams) -> Response:
+    page = state().service.search(params.q, params.k, params.offset, params.filters)
+    return page_reply(page, params.k, params.offset)
 
 
 @bp.get("/v1/products/<path:product_id>/similar")
-def similar(product_id: str) -> Response:
-    raw = params.single(request.args, ("k", "offset"))
-    k, offset = params.page(raw)
-    page = state().service.similar(params.product_id(product_id), k, offset, params.filters(raw))
-    return page_reply(page, k, offset)
+@bp.input(SimilarParams, location="query", arg_name="params")
+@bp.output(ResultPage, description="similar products, nearest first; never the product itself")
+@bp.doc(summary="Similar items (the 'you may also like' widget)", responses=NOT_FOUND)
+def similar(product_id: str, params: SimilarParams) -> Response:
+    page = state().service.similar(check_product_id(product_id), params.k, params.offset, params.filters)
+    return page_reply(page, params.k, params.offset)
 
 
 @bp.post("/v1/recommend")
-def recommend() -> Response:
-    body = params.json_object(
-        request.get_json(silent=True), ("positive", "negative", "k", "offset", "filters")
-    )
-    k, offset = params.page(body, text=False)
-    positive = params.id_list(body, "positive", required=True)
-    negative = params.id_list(body, "negative", required=False)
-    if set(positive) & set(negative):
-        raise InvalidRequestError("a product id may not be both positive and negative", param="negative")
-    page = state().service.recommend(positive, negative, k, offset, params.body_filters(body))
-    return page_reply(page, k, offset)
+@bp.input(RecommendBody, location="json", arg_name="body")
+@bp.output(ResultPage, description="products like the positive ones and unlike the negative ones")
+@bp.doc(summary="Recommendations for a cart or a session", responses=NOT_FOUND)
+def recommend(body: RecommendBody) -> Response:
+    service = state().service
+    page = service.recommend(body.positive, body.negative, body.k, body.offset, body.filters.filters)
+    return page_reply(page, body.k, body.offset)
 
 
 @bp.get("/v1/products/<path:product_id>")
-def product(product_id: str) -> Response:
-    params.single(request.args, ())
-    engine = state().engine
-    found = engine.product(params.product_id(product_id))
-    return reply({"product": found})
+@bp.input(Empty, location="query", arg_name="params")
+@bp.output(ProductReply, description="the product as served (the live delta included)")
+@bp.doc(summary="One product", responses=NOT_FOUND)
+def product(product_id: str, params: Empty) -> Response:
+    return reply({"product": state().engine.product(check_product_id(product_id))})
 
 
 @bp.get("/v1/index")
-def index_info() -> Response:
-    params.single(request.args, ())
-    engine = state().engine
-    index = engine.index
-    manifest = index.manifest
-    g.index_version = index.version
+@bp.input(Empty, location="query", arg_name="params")
+@bp.output(IndexInfo, description="the served version, its model, template, counts and live delta")
+@bp.doc(summary="The served index", responses={503: "no index has been published"})
+def index_info(params: Empty) -> Response:
+    st = state()
+    live = st.engine.live()
+    manifest = live.index.manifest
+    g.index_version = live.version
     return reply(
         {
-            "version": index.version,
-            "state_key": engine.state_key(),
-            "model": {"name": manifest.get("model_name"), "identity": manifest.get("model")},
-            "template": {"name": manifest.get("template_name"), "hash": manifest.get("template")},
-            "counts": {**manifest.get("counts", {}), "served": len(index)},
-            "built_at": manifest.get("built_at"),
-            "delta": delta_info(engine),
-            "cache": state().cache.name,
+            "version": live.version,
+            "state_key": live.key,
+            "model": {"name": manifest.model_name, "identity": manifest.model},
+            "template": {"name": manifest.template_name, "hash": manifest.template},
+            "counts": {**manifest.counts.model_dump(), "served": live.base_size},
+            "built_at": manifest.built_at,
+            "delta": {"size": len(live.delta), "sequence": live.delta.seq},
+            "cache": st.cache.name,
+            **_runtime(st.engine),
         }
     )
 
 
-def delta_info(engine: Engine) -> dict[str, Any]:
-    """The live delta beside the served version: upserted products and its sequence number."""
-    delta = engine.delta
-    return {"size": len(delta), "sequence": delta.seq}
-
-
 @bp.get("/healthz")
+@bp.output(Health, description="the process answers")
+@bp.doc(summary="Liveness")
 def healthz() -> Response:
     return reply({"status": "ok"})
 
 
 @bp.get("/readyz")
+@bp.output(Readiness, description="ready or degraded: serving")
+@bp.doc(summary="Readiness", responses={503: "no index can be served"})
 def readyz() -> Response:
     st = state()
     try:
-        version: str | None = st.engine.index.version
+        version: str | None = st.engine.live().version
     except RecsysError as exc:
         return reply({"status": "unavailable", "index": str(exc), "cache": st.cache.name}, 503)
     cache_ok = st.cache.ping()
+    runtime = _runtime(st.engine)
     g.index_version = version
+    degraded = not cache_ok or runtime["query_runtime_fallback"] is not None
     return reply(
         {
-            "status": "ready" if cache_ok else "degraded",
+            "status": "degraded" if degraded else "ready",
             "index": "loaded",
             "cache": st.cache.name,
             "cache_reachable": cache_ok,
+            **runtime,
         }
     )
 
 
 @bp.get("/metrics")
+@bp.doc(summary="Prometheus metrics", responses={200: "Prometheus text format"})
 def metrics() -> Response:
     st = state()
+    st.metrics.observe_runtime(st.engine.encoder.fallback is not None)
     try:
-        index = st.engine.index
-        delta = delta_info(st.engine).get("size") or 0
-        st.metrics.observe_index(index.version, len(index), int(delta))
-    except RecsysError:
-        pass
+        live = st.engine.live()
+        st.metrics.observe_index(live.version, live.base_size, len(live.delta))
+    except RecsysError as exc:
+        log.warning("metrics: no index to describe (%s)", exc)
     return Response(st.metrics.render(), mimetype="text/plain; version=0.0.4; charset=utf-8")
+
+
+def _runtime(engine: Engine) -> dict[str, Any]:
+    return {"query_runtime": engine.encoder.runtime, "query_runtime_fallback": engine.encoder.fallback}

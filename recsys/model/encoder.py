@@ -37,6 +37,16 @@ class Encoder(Protocol):
         """What query vectors depend on (the identity, plus any lossy query-path option)."""
         ...
 
+    @property
+    def runtime(self) -> str:
+        """What queries run on now ("torch", "onnx", ...)."""
+        ...
+
+    @property
+    def fallback(self) -> str | None:
+        """Why queries do not run on the configured runtime, once that happened; None while they do."""
+        ...
+
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def encode_documents(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray: ...
@@ -125,6 +135,14 @@ class TransformerEncoder:
     @property
     def query_identity(self) -> str:
         return self.spec.identity
+
+    @property
+    def runtime(self) -> str:
+        return "torch"
+
+    @property
+    def fallback(self) -> str | None:
+        return None
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode([self.spec.query_prefix + t for t in texts], None)

@@ -7,7 +7,8 @@ cosine 0.986 of the exact ones, and the same crowdflower nDCG@10 (0.8193 both). 
 torch, the reference path. The export is a derived artifact keyed by the model's identity, made by
 the first process that needs it (never before a fork: it runs the model) and published with an
 atomic rename. If ONNX Runtime is missing or the export fails, queries
-fall back to torch with a warning.
+fall back to torch: the failure is logged once and :attr:`OnnxQueryEncoder.fallback` says why, which
+``/readyz`` and ``/metrics`` report.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from recsys.batching import QueryBatcher
-from recsys.encoder import Progress, TransformerEncoder, pool
+from recsys.model.batching import QueryBatcher
+from recsys.model.encoder import Progress, TransformerEncoder, pool
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class OnnxQueryEncoder:
         self.int8 = int8
         self.path = Path(cache_dir) / f"{torch_encoder.identity}{'-int8' if int8 else ''}.onnx"
         self._session: Any = None
-        self._failed = False
+        self.fallback: str | None = None  # why queries run on torch instead, once that happened
         self._lock = threading.Lock()
         self._batcher = QueryBatcher(self._run)
 
@@ -57,6 +58,13 @@ class OnnxQueryEncoder:
     @property
     def spec(self) -> Any:
         return self.torch.spec
+
+    @property
+    def runtime(self) -> str:
+        """What query vectors are computed with now."""
+        if self.fallback is not None:
+            return "torch"
+        return "onnx-int8" if self.int8 else "onnx"
 
     def encode_documents(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         return self.torch.encode_documents(texts, progress)
@@ -87,17 +95,17 @@ class OnnxQueryEncoder:
         return vectors.astype(np.float32, copy=False)
 
     def _ready(self) -> Any:
-        if self._session is not None or self._failed:
+        if self._session is not None or self.fallback is not None:
             return self._session
         with self._lock:
-            if self._session is None and not self._failed:
+            if self._session is None and self.fallback is None:
                 try:
                     if not self.path.is_file():
                         export(self.torch, self.path, int8=self.int8)
                     self._session = _session(self.path, self.torch.threads)
                 except Exception as exc:  # a missing runtime must not take search down
-                    self._failed = True
-                    log.warning("ONNX query path unavailable (%s); queries run on torch", exc)
+                    self.fallback = f"{type(exc).__name__}: {exc}"
+                    log.exception("ONNX query path %s unavailable; queries run on torch", self.path)
         return self._session
 
 

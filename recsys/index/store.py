@@ -13,7 +13,6 @@ A build writes into ``staging``, is renamed into ``versions`` when complete, and
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -22,11 +21,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from recsys.errors import IndexNotFoundError
-
-MANIFEST = "manifest.json"
+from recsys.index.manifest import MANIFEST, Manifest
 
 
 class IndexStore:
@@ -63,9 +60,8 @@ class IndexStore:
             return []
         return sorted(p.name for p in self.versions_dir.iterdir() if (p / MANIFEST).is_file())
 
-    def manifest(self, version: str) -> dict[str, Any]:
-        manifest: dict[str, Any] = json.loads((self.path(version) / MANIFEST).read_text(encoding="utf-8"))
-        return manifest
+    def manifest(self, version: str) -> Manifest:
+        return Manifest.load(self.path(version))
 
     @staticmethod
     def new_version_name() -> str:

@@ -1,4 +1,5 @@
-"""A real Celery worker process for the worker tests: started with settings passed as RECSYS_* variables."""
+"""A Celery worker in a child process, configured by passing settings as ``RECSYS_*`` variables: what
+the worker tests and the reindex benchmark run against (a real worker, not an eager app)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import json
 import re
 import string
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,6 @@ PRODUCT_FIELDS = {
     "other_attributes",
 }
 ALIASES = {"colour": ("colour", "color", "base_colour", "basecolour"), "size": ("size", "sizes")}
-MIN_BAND_GROUP = 8
 _TAG = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
 
@@ -110,30 +109,6 @@ class Template:
 def normalise_query(query: str) -> str:
     """The canonical form of a query: what caches key on and what the model sees."""
     return _SPACE.sub(" ", query).strip().lower()
-
-
-def price_bands(products: Iterable[Product]) -> dict[str, int]:
-    """Price band (0 low, 1 middle, 2 high) of each priced product, by tercile within its category.
-
-    The deepest category prefix with at least ``MIN_BAND_GROUP`` priced products is the reference
-    group, so "affordable" means cheap *for headphones*, not cheap overall.
-    """
-    priced = [p for p in products if p.price is not None]
-    groups: dict[tuple[str, ...], list[float]] = defaultdict(list)
-    for p in priced:
-        for depth in range(len(p.category) + 1):
-            groups[p.category[:depth]].append(p.price)  # type: ignore[arg-type]
-    cuts: dict[tuple[str, ...], tuple[float, float]] = {}
-    for key, prices in groups.items():
-        if len(prices) >= MIN_BAND_GROUP or key == ():
-            ordered = sorted(prices)
-            cuts[key] = (ordered[len(ordered) // 3], ordered[(2 * len(ordered)) // 3])
-    bands: dict[str, int] = {}
-    for p in priced:
-        key = next(p.category[:d] for d in range(len(p.category), -1, -1) if p.category[:d] in cuts)
-        low, high = cuts[key]
-        bands[p.id] = 0 if p.price < low else (2 if p.price >= high else 1)  # type: ignore[operator]
-    return bands
 
 
 def _check_fields(part: str, source: str) -> None:

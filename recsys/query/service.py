@@ -1,4 +1,4 @@
-"""Cached queries over an :class:`~recsys.engine.Engine`: what the API calls for every read.
+"""Cached queries over an :class:`~recsys.query.engine.Engine`: what the API calls for every read.
 
 Two caches share one backend:
 
@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from recsys.cache import Cache, NullCache, get_or_compute
-from recsys.engine import Engine, Results, check_page, check_query
-from recsys.filters import Filters
-from recsys.templates import normalise_query
+from recsys.model.templates import normalise_query
+from recsys.query.cache import Cache, NullCache, get_or_compute
+from recsys.query.engine import Engine, Results
+from recsys.query.filters import Filters
 
 EMBEDDING_TTL_S = 24 * 3600
 REFRESH_EVERY_S = 0.5
@@ -87,8 +87,6 @@ class Service:
         return np.frombuffer(raw, dtype=np.float32)
 
     def search(self, query: str, k: int, offset: int, filters: Filters) -> Page:
-        check_query(query)
-        check_page(k, offset)
         args = {"q": normalise_query(query), "k": k, "offset": offset, "filters": filters.to_dict()}
         return self._page(
             "search",
@@ -97,14 +95,12 @@ class Service:
         )
 
     def similar(self, product_id: str, k: int, offset: int, filters: Filters) -> Page:
-        check_page(k, offset)
         args = {"id": product_id, "k": k, "offset": offset, "filters": filters.to_dict()}
         return self._page("similar", args, lambda: self.engine.similar(product_id, k, offset, filters))
 
     def recommend(
         self, positive: Sequence[str], negative: Sequence[str], k: int, offset: int, filters: Filters
     ) -> Page:
-        check_page(k, offset)
         args = {
             "positive": list(positive),
             "negative": list(negative),

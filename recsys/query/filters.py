@@ -1,4 +1,7 @@
-"""Structured filters (category prefix, brand, price range, stock, attribute equality) and their masks."""
+"""Structured filters (category prefix, brand, price range, stock, attribute equality) and their masks.
+
+Requests are validated into :class:`Filters` at the edge (:mod:`recsys.query.requests`).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from recsys.errors import InvalidRequestError
-
-FILTER_KEYS = ("category", "brand", "price_min", "price_max", "in_stock")
 ATTR_PREFIX = "attr."
 
 
@@ -40,41 +40,6 @@ class Filters:
         for name, value in sorted(self.attributes.items()):
             out[ATTR_PREFIX + name] = value
         return out
-
-    @classmethod
-    def parse(cls, raw: Mapping[str, Any]) -> Filters:
-        """Build from ``{"category": "A > B", "price_min": "10", "attr.colour": "red", ...}``.
-
-        Values may be strings (query parameters) or JSON values; junk raises ``InvalidRequestError``
-        naming the parameter.
-        """
-        values: dict[str, Any] = {}
-        attributes: dict[str, str] = {}
-        for key, value in raw.items():
-            if key.startswith(ATTR_PREFIX) and len(key) > len(ATTR_PREFIX):
-                attributes[key[len(ATTR_PREFIX) :].lower()] = _text(key, value)
-            elif key == "attributes" and isinstance(value, Mapping):
-                attributes.update({str(k).lower(): _text(f"attr.{k}", v) for k, v in value.items()})
-            elif key == "category":
-                path = value if isinstance(value, list) else str(value).replace("/", ">").split(">")
-                values["category"] = tuple(_text(key, p).strip() for p in path if str(p).strip())
-            elif key == "brand":
-                values["brand"] = _text(key, value)
-            elif key in ("price_min", "price_max"):
-                values[key] = _price(key, value)
-            elif key == "in_stock":
-                values[key] = _bool(key, value)
-            else:
-                raise InvalidRequestError(
-                    f"unknown filter {key!r}; allowed: {', '.join(FILTER_KEYS)} and attr.<name>", param=key
-                )
-        if (
-            values.get("price_min") is not None
-            and values.get("price_max") is not None
-            and values["price_min"] > values["price_max"]
-        ):
-            raise InvalidRequestError("price_min must not exceed price_max", param="price_min")
-        return cls(attributes=attributes, **values)
 
 
 class FilterColumns:
@@ -132,30 +97,3 @@ def _norm_value(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return str(value).strip().lower()
-
-
-def _text(key: str, value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int | float) or not str(value).strip():
-        raise InvalidRequestError(f"filter {key!r} needs a non-empty text value", param=key)
-    return str(value).strip()
-
-
-def _price(key: str, value: Any) -> float:
-    try:
-        price = float(value) if not isinstance(value, bool) else math.nan
-    except (TypeError, ValueError):
-        price = math.nan
-    if not math.isfinite(price) or price < 0:
-        raise InvalidRequestError(f"{key} must be a number >= 0, got {value!r}", param=key)
-    return price
-
-
-def _bool(key: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    lowered = str(value).strip().lower()
-    if lowered in {"true", "1", "yes"}:
-        return True
-    if lowered in {"false", "0", "no"}:
-        return False
-    raise InvalidRequestError(f"{key} must be true or false, got {value!r}", param=key)

@@ -1,9 +1,12 @@
-"""Where reindex jobs keep their record, progress and lock: Redis when configured, else the data dir.
+"""Reindex job records and locks: the typed :class:`JobRecord`, and where it lives (:class:`Control`):
+Redis when configured, else the data dir.
 
-Both implementations honour one small interface (:class:`Control`) and one contract test:
+Both implementations honour one small interface and one contract test:
 
-* a *job record* (flat string fields: status, phase, counts, version, error, ...) per job id, plus
-  per-shard results recorded idempotently (a redelivered shard overwrites its own entry);
+* a *job record* per job id, stored as flat string fields (a Redis hash, a JSON file) and read back
+  through :meth:`JobRecord.decode`; updates write only the fields they change, so a shard's progress
+  never overwrites a concurrent cancel; per-shard results are recorded idempotently (a redelivered
+  shard overwrites its own entry);
 * a *lock* per catalogue key, held by a job id with a TTL that the holder refreshes and releases
   (only the holder can refresh or release it; an expired lock can be taken by anyone);
 * the id of the latest job, for ``recsys index status`` without an id.
@@ -16,19 +19,70 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel
 
 from recsys.settings import Settings
 
 PREFIX = "recsys:"
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+class JobRecord(BaseModel):
+    """One reindex job: what it reads, where it stands, and how it ended."""
+
+    id: str
+    catalogue: str
+    status: Status = "queued"
+    phase: str = "queued"
+    shard_size: int
+    shards_total: int = 0
+    shards_done: int = 0
+    embedded: int = 0  # texts run through the model so far
+    products: int = 0
+    rejected: int = 0
+    created_at: float
+    updated_at: float
+    cancel: bool = False
+    launched: bool = False  # the shards were queued (a redelivered plan must not queue them again)
+    base_version: str = ""  # the version served when the job planned; its delta is folded in
+    delta_seq: int = 0
+    delta_folded: int = 0
+    ledger: int = 0
+    version: str = ""  # what the job published
+    error: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    @classmethod
+    def decode(cls, raw: dict[str, str]) -> JobRecord:
+        """From stored string fields (the one way back from storage)."""
+        return cls.model_validate({k: v for k, v in raw.items() if k in cls.model_fields})
+
+    def encode(self) -> dict[str, str]:
+        return encode_fields(self.model_dump())
+
+
+def encode_fields(fields: dict[str, Any]) -> dict[str, str]:
+    """Stored string form of record fields (the one way into storage); unknown names are refused."""
+    unknown = set(fields) - set(JobRecord.model_fields)
+    if unknown:
+        raise ValueError(f"not job record fields: {sorted(unknown)}")
+    return {k: _str(v) for k, v in fields.items()}
 
 
 class Control(Protocol):
-    def create_job(self, job_id: str, fields: dict[str, Any]) -> None: ...
+    def create_job(self, record: JobRecord) -> None: ...
 
-    def update_job(self, job_id: str, **fields: Any) -> None: ...
+    def update_job(self, job_id: str, **fields: Any) -> None:
+        """Change only ``fields`` of the record (names and types of :class:`JobRecord`)."""
+        ...
 
-    def job(self, job_id: str) -> dict[str, str] | None: ...
+    def job(self, job_id: str) -> JobRecord | None: ...
 
     def latest_job(self) -> str | None: ...
 
@@ -68,21 +122,21 @@ class RedisControl:
 
         return cls(redis.Redis.from_url(url, decode_responses=True))
 
-    def create_job(self, job_id: str, fields: dict[str, Any]) -> None:
-        key = f"{PREFIX}job:{job_id}"
+    def create_job(self, record: JobRecord) -> None:
+        key = f"{PREFIX}job:{record.id}"
         pipe = self.redis.pipeline()
         pipe.delete(key, key + ":shards")
-        pipe.hset(key, mapping={k: _str(v) for k, v in fields.items()})
+        pipe.hset(key, mapping=record.encode())
         pipe.expire(key, self.JOB_TTL_S)
-        pipe.set(f"{PREFIX}job:latest", job_id)
+        pipe.set(f"{PREFIX}job:latest", record.id)
         pipe.execute()
 
     def update_job(self, job_id: str, **fields: Any) -> None:
-        self.redis.hset(f"{PREFIX}job:{job_id}", mapping={k: _str(v) for k, v in fields.items()})
+        self.redis.hset(f"{PREFIX}job:{job_id}", mapping=encode_fields(fields))
 
-    def job(self, job_id: str) -> dict[str, str] | None:
-        record: dict[str, str] = self.redis.hgetall(f"{PREFIX}job:{job_id}")
-        return record or None
+    def job(self, job_id: str) -> JobRecord | None:
+        raw: dict[str, str] = self.redis.hgetall(f"{PREFIX}job:{job_id}")
+        return JobRecord.decode(raw) if raw else None
 
     def latest_job(self) -> str | None:
         value: str | None = self.redis.get(f"{PREFIX}job:latest")
@@ -126,22 +180,26 @@ class FileControl:
     def _job_path(self, job_id: str) -> Path:
         return self.root / f"{job_id}.json"
 
-    def create_job(self, job_id: str, fields: dict[str, Any]) -> None:
+    def create_job(self, record: JobRecord) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        _write_json(self._job_path(job_id), {k: _str(v) for k, v in fields.items()})
-        _write_text(self.root / "LATEST", job_id)
+        _write_json(self._job_path(record.id), record.encode())
+        _write_text(self.root / "LATEST", record.id)
 
     def update_job(self, job_id: str, **fields: Any) -> None:
-        record = self.job(job_id) or {}
-        record.update({k: _str(v) for k, v in fields.items()})
-        _write_json(self._job_path(job_id), record)
+        raw = self._raw(job_id) or {}
+        raw.update(encode_fields(fields))
+        _write_json(self._job_path(job_id), raw)
 
-    def job(self, job_id: str) -> dict[str, str] | None:
+    def job(self, job_id: str) -> JobRecord | None:
+        raw = self._raw(job_id)
+        return JobRecord.decode(raw) if raw else None
+
+    def _raw(self, job_id: str) -> dict[str, str] | None:
         try:
-            record: dict[str, str] = json.loads(self._job_path(job_id).read_text(encoding="utf-8"))
+            raw: dict[str, str] = json.loads(self._job_path(job_id).read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
-        return record
+        return raw
 
     def latest_job(self) -> str | None:
         try:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from recsys.encoder import Encoder, TransformerEncoder
-from recsys.engine import Engine
-from recsys.onnxquery import OnnxQueryEncoder
+from recsys.index.store import IndexStore
+from recsys.model.encoder import Encoder, TransformerEncoder
+from recsys.model.onnxquery import OnnxQueryEncoder
+from recsys.model.templates import Template
+from recsys.query.engine import Engine
 from recsys.settings import Settings
-from recsys.store import IndexStore
-from recsys.templates import Template
 
 
 def make_encoder(settings: Settings) -> Encoder:

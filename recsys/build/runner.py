@@ -1,0 +1,95 @@
+"""Who runs a started reindex job: the small interface the core talks to, and the in-process runner.
+
+The edge that starts a process picks the runner and passes it in, as it passes ``AdminOps`` to the
+API: the CLI and the API take Celery's (``workers.runner.CeleryRunner``) when ``RECSYS_BROKER_URL``
+is set, else :class:`ThreadRunner`. The core never names the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from recsys.build.jobs import Control, JobRecord
+from recsys.build.pipeline import cancel_job, fail, run_job, start_job
+from recsys.errors import InvalidRequestError
+from recsys.model.encoder import Encoder
+from recsys.model.templates import Template
+from recsys.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ModelLoader = Callable[[], tuple[Encoder, Template]]
+
+
+class JobRunner(Protocol):
+    name: str
+
+    def launch(self, job_id: str) -> None:
+        """Run a started job (plan, shards, finish) without waiting for it."""
+        ...
+
+    def revoke(self, job: JobRecord) -> None:
+        """Drop the queued work of a cancelled job (the pipeline also checks the cancel flag)."""
+        ...
+
+
+class ThreadRunner:
+    """Runs each job in a background thread of this process: the embedded default, no broker needed."""
+
+    name = "thread"
+
+    def __init__(self, settings: Settings, control: Control, load: ModelLoader) -> None:
+        self.settings = settings
+        self.control = control
+        self.load = load
+
+    def launch(self, job_id: str) -> None:
+        thread = threading.Thread(target=self._run, args=(job_id,), daemon=True, name=f"reindex-{job_id[:8]}")
+        thread.start()
+
+    def revoke(self, job: JobRecord) -> None:
+        return None  # the thread sees the cancel flag before it publishes
+
+    def _run(self, job_id: str) -> None:
+        try:
+            encoder, template = self.load()
+        except Exception as exc:
+            log.exception("reindex %s: the model could not be loaded", job_id)
+            fail(self.settings, self.control, job_id, exc)
+            return
+        try:
+            run_job(self.settings, self.control, encoder, template, job_id)
+        except Exception:  # run_job recorded it on the job; a thread has no caller to raise to
+            log.exception("reindex %s failed in its background thread", job_id)
+
+
+def start_reindex(
+    settings: Settings, control: Control, runner: JobRunner, catalogue: Path | str | None = None
+) -> dict[str, Any]:
+    """Start a reindex and return at once with ``{"task_id", "status", "catalogue"}``.
+
+    Raises :class:`~recsys.errors.ReindexRunningError`, naming the running job, if one is running.
+    """
+    path = catalogue or settings.catalogue_path
+    if path is None:
+        raise InvalidRequestError(
+            "no catalogue given and RECSYS_CATALOGUE_PATH is not set", param="catalogue"
+        )
+    job_id = start_job(settings, control, path)
+    try:
+        runner.launch(job_id)
+    except Exception as exc:
+        fail(settings, control, job_id, exc)
+        raise
+    return {"task_id": job_id, "status": "queued", "catalogue": str(Path(path).resolve())}
+
+
+def cancel_reindex(settings: Settings, control: Control, runner: JobRunner, job_id: str) -> JobRecord:
+    """Flag the job cancelled, free its lock and drop its queued work."""
+    record = cancel_job(settings, control, job_id)
+    runner.revoke(record)
+    return record

@@ -1,0 +1,1 @@
+"""Offline evaluation: metrics over judged queries."""

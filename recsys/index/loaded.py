@@ -1,0 +1,69 @@
+"""A loaded, read-only index version: memory-mapped vectors and ANN files, products, filter columns,
+BM25 and the price bands the build fitted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from recsys.catalogue import PriceBands
+from recsys.index.ann import AnnBackend, Hits, exact_top, load_annoy, load_vectors, make_backend
+from recsys.index.lexical import Lexical
+from recsys.index.manifest import Identity, Manifest
+from recsys.query.filters import FilterColumns, Filters
+
+SPACES = ("search", "similar")
+Product = dict[str, object]
+
+
+class VectorSpace:
+    """One vector space of an index (``search`` or ``similar``): the exact vectors and an ANN backend."""
+
+    def __init__(self, vectors: np.ndarray, backend: AnnBackend) -> None:
+        self.vectors = vectors
+        self.backend = backend
+
+    def top(
+        self, query: np.ndarray, n: int, mask: np.ndarray | None = None, exact_fraction: float = 0.25
+    ) -> Hits:
+        """Top-``n`` rows by cosine among ``mask``'s rows: a selective filter (at most ``exact_fraction``
+        of the rows) is scored exactly, anything broader goes to the backend."""
+        if mask is None:
+            return self.backend.top(query, n)
+        matching = int(mask.sum())
+        if matching == 0:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        if matching <= exact_fraction * len(self.vectors):
+            return exact_top(self.vectors, query, n, np.flatnonzero(mask))
+        return self.backend.top(query, n, mask)
+
+
+class LoadedIndex:
+    def __init__(self, path: Path, expected: Identity | None = None) -> None:
+        self.path = Path(path)
+        self.manifest = Manifest.load(self.path)
+        if expected is not None:
+            self.manifest.check_compatible(expected, self.path)
+        self.version = self.manifest.version
+        dim = self.manifest.dim
+        self.spaces: dict[str, VectorSpace] = {}
+        for name in SPACES:
+            vectors = load_vectors(self.path / f"{name}.npy")
+            annoy = load_annoy(self.path / f"{name}.annoy", dim)
+            self.spaces[name] = VectorSpace(
+                vectors, make_backend(annoy, vectors, self.manifest.tuning[name].search_k)
+            )
+        with (self.path / "products.jsonl").open(encoding="utf-8") as fh:
+            self.products: list[dict[str, object]] = [json.loads(line) for line in fh]
+        self.rows = {str(p["id"]): row for row, p in enumerate(self.products)}
+        self.columns = FilterColumns(self.products)
+        self.lexical = Lexical.load(self.path / "lexical")
+        self.bands = PriceBands.load(self.path / "bands.json")
+
+    def __len__(self) -> int:
+        return len(self.products)
+
+    def mask(self, filters: Filters | None) -> np.ndarray | None:
+        return None if filters is None or filters.is_empty() else self.columns.mask(filters)

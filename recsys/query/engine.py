@@ -1,0 +1,174 @@
+"""The search engine: hybrid product search, similar items and recommendations over the live index.
+
+Requests reach it already validated (:mod:`recsys.query.requests`, at the edge that received them).
+Which version is served, and how the delta merges in, is :mod:`recsys.query.live`'s business;
+candidate retrieval is :mod:`recsys.query.retrieval`'s and scoring :mod:`recsys.query.fusion`'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from recsys.errors import InvalidRequestError
+from recsys.index.loaded import LoadedIndex
+from recsys.index.manifest import Identity
+from recsys.index.store import IndexStore
+from recsys.model.encoder import Encoder
+from recsys.model.templates import Template, normalise_query
+from recsys.query.deltaview import DeltaView
+from recsys.query.filters import Filters
+from recsys.query.fusion import Fusion, fuse
+from recsys.query.live import Follower, LiveIndex
+from recsys.query.retrieval import candidates
+from recsys.settings import Settings
+
+NEGATIVE_WEIGHT = 0.5
+HIDDEN_FIELDS = ("description",)
+
+
+@dataclass(frozen=True)
+class Hit:
+    row: int
+    score: float
+
+
+@dataclass(frozen=True)
+class Results:
+    hits: list[Hit]
+    live: LiveIndex
+
+    @property
+    def version(self) -> str:
+        return self.live.version
+
+    def to_list(self) -> list[dict[str, Any]]:
+        out = []
+        for hit in self.hits:
+            product = self.live.product(hit.row)
+            fields = {k: v for k, v in product.items() if k not in HIDDEN_FIELDS}
+            out.append({"id": product["id"], "score": round(hit.score, 6), **fields})
+        return out
+
+
+class Engine:
+    def __init__(
+        self, settings: Settings, encoder: Encoder, template: Template, store: IndexStore | None = None
+    ) -> None:
+        self.settings = settings
+        self.encoder = encoder
+        self.template = template
+        self.store = store or IndexStore(settings.index_dir)
+        self.fusion = Fusion(settings.hybrid_weight, settings.short_vector_weight)
+        self.follower = Follower(self.store, settings.data_dir, Identity.of(encoder, template))
+
+    # -- the served index --------------------------------------------------------------------------
+
+    def refresh(self) -> bool:
+        """Follow a publish or a delta change; True if what is served changed."""
+        return self.follower.refresh()
+
+    def live(self) -> LiveIndex:
+        return self.follower.current()
+
+    @property
+    def index(self) -> LoadedIndex:
+        return self.live().index
+
+    @property
+    def delta(self) -> DeltaView:
+        return self.live().delta
+
+    def state_key(self) -> str:
+        """What every cached result must be keyed by (see :attr:`LiveIndex.key`)."""
+        return self.live().key
+
+    # -- queries -----------------------------------------------------------------------------------
+
+    def embed_query(self, query: str) -> np.ndarray:
+        vector: np.ndarray = self.encoder.encode_queries([self.template.render_query(query)])[0]
+        return vector
+
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        offset: int = 0,
+        filters: Filters | None = None,
+        query_vector: np.ndarray | None = None,
+    ) -> Results:
+        """Hybrid search: dense candidates of both vector spaces and BM25's, fused (see fusion)."""
+        live = self.live()
+        vector = self.embed_query(query) if query_vector is None else query_vector
+        rows, scores = candidates(
+            live,
+            vector,
+            normalise_query(query),
+            k + offset,
+            filters,
+            with_short=self.fusion.short_weight > 0,
+            with_lexical=self.fusion.lexical_weight > 0,
+            exact_fraction=self.settings.exact_filter_fraction,
+        )
+        fused = fuse(scores, self.fusion)
+        order = np.argsort(-fused, kind="stable")[offset : k + offset]
+        return Results([Hit(int(rows[i]), float(fused[i])) for i in order], live)
+
+    def similar(
+        self, product_id: str, k: int = 10, offset: int = 0, filters: Filters | None = None
+    ) -> Results:
+        """Nearest products in the *similar* space, from the stored vector; never the product itself."""
+        live = self.live()
+        row, vector = live.locate(product_id)
+        return self._nearest(live, vector, {row}, k, offset, filters)
+
+    def recommend(
+        self,
+        positive: Sequence[str],
+        negative: Sequence[str] = (),
+        k: int = 10,
+        offset: int = 0,
+        filters: Filters | None = None,
+    ) -> Results:
+        """Products like the ``positive`` ones (a cart, a session) and unlike the ``negative`` ones."""
+        live = self.live()
+        pos_found = [live.locate(pid) for pid in positive]
+        neg_found = [live.locate(pid) for pid in negative]
+        vector = np.stack([v for _, v in pos_found]).mean(axis=0)
+        if neg_found:
+            vector = vector - NEGATIVE_WEIGHT * np.stack([v for _, v in neg_found]).mean(axis=0)
+        norm = float(np.linalg.norm(vector))
+        if norm == 0.0:
+            raise InvalidRequestError(
+                "positive and negative cancel out; give different products", param="negative"
+            )
+        exclude = {row for row, _ in pos_found} | {row for row, _ in neg_found}
+        return self._nearest(live, vector / norm, exclude, k, offset, filters)
+
+    def product(self, product_id: str) -> dict[str, Any]:
+        live = self.live()
+        row, _ = live.locate(product_id)
+        return dict(live.product(row))
+
+    def _nearest(
+        self,
+        live: LiveIndex,
+        vector: np.ndarray,
+        exclude: set[int],
+        k: int,
+        offset: int,
+        filters: Filters | None,
+    ) -> Results:
+        n = k + offset + len(exclude)
+        space = live.index.spaces["similar"]
+        rows, scores = space.top(vector, n, live.mask(filters), self.settings.exact_filter_fraction)
+        extra = live.delta_rows(filters)
+        if len(extra):
+            rows = np.concatenate([np.asarray(rows, dtype=np.int64), extra])
+            scores = np.concatenate([scores, (live.vectors("similar", extra) @ vector).astype(np.float32)])
+        order = np.argsort(-scores, kind="stable")
+        hits = [Hit(int(rows[i]), float(scores[i])) for i in order if int(rows[i]) not in exclude]
+        return Results(hits[offset : offset + k], live)

@@ -1,0 +1,44 @@
+"""Score fusion: how dense and lexical evidence become one ranking score. Pure functions over the
+candidates' score arrays, so they are testable without a model, and the one place ranking changes.
+
+* dense = (1 − short_weight) · cos(query, full text) + short_weight · cos(query, attributes-and-title)
+  — the short vector keeps a long description from drowning the title;
+* fused = (1 − lexical_weight) · dense + lexical_weight · lexical, where lexical is on [0, 1]
+  (BM25 divided by the query's best BM25; query-term overlap for live-delta products, which the
+  immutable BM25 index does not hold). Without lexical evidence the dense score stands alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Fusion:
+    lexical_weight: float = 0.3
+    short_weight: float = 0.25
+
+
+@dataclass(frozen=True)
+class CandidateScores:
+    """Per-candidate evidence, aligned arrays."""
+
+    full: np.ndarray  # cosine to the *search* template's vector
+    short: np.ndarray  # cosine to the *similar* template's vector
+    lexical: np.ndarray | None  # on [0, 1]; None when no query term is in the vocabulary
+
+
+def dense(full: np.ndarray, short: np.ndarray, short_weight: float) -> np.ndarray:
+    scores = np.asarray(full, dtype=np.float32)
+    if short_weight > 0:
+        scores = (1.0 - short_weight) * scores + short_weight * np.asarray(short, dtype=np.float32)
+    return np.asarray(scores, dtype=np.float32)
+
+
+def fuse(scores: CandidateScores, fusion: Fusion) -> np.ndarray:
+    fused = dense(scores.full, scores.short, fusion.short_weight)
+    if scores.lexical is not None:
+        fused = (1.0 - fusion.lexical_weight) * fused + fusion.lexical_weight * scores.lexical
+    return np.asarray(fused, dtype=np.float32)
