@@ -67,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
 
     search = sub.add_parser("search", help="search products")
     search.add_argument("query")
+    search.add_argument(
+        "--intent",
+        choices=("on", "off"),
+        default="on",
+        help="understand prices, price intent and attributes in the query (default on)",
+    )
     _result_options(search)
     search.set_defaults(func=cmd_search)
     similar = sub.add_parser("similar", help="products similar to one product")
@@ -239,18 +245,21 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _print_results(args: argparse.Namespace, results: Any, started: float) -> int:
+    understood = getattr(results, "intent", None)
+    intent = understood.to_dict() if understood is not None else None
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "results": results.to_list(),
-                    "index_version": results.version,
-                    "took_ms": round((time.perf_counter() - started) * 1000, 2),
-                },
-                ensure_ascii=False,
-            )
-        )
+        out = {
+            "results": results.to_list(),
+            "index_version": results.version,
+            "took_ms": round((time.perf_counter() - started) * 1000, 2),
+        }
+        if intent is not None:
+            out["intent"] = intent
+        print(json.dumps(out, ensure_ascii=False))
         return 0
+    if understood is not None and (not understood.empty or understood.note):
+        parts = "  ".join(f"{k}={v}" for k, v in understood.to_dict().items() if k != "text")
+        print(f"understood: {parts}  (searched {understood.text!r})")
     for rank, item in enumerate(results.to_list(), start=1 + args.offset):
         extras = "  ".join(str(item[key]) for key in ("brand", "price") if key in item)
         print(f"{rank:3d}. {item['score']:.3f}  {item['id']}  {item['title']}  {extras}".rstrip())
@@ -273,10 +282,12 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     from recsys.factories import make_engine
     from recsys.query.requests import SearchParams, check
 
-    params = check(SearchParams, {"q": args.query, "k": args.k, "offset": args.offset, **_filters(args)})
+    raw = {"q": args.query, "k": args.k, "offset": args.offset, "intent": args.intent, **_filters(args)}
+    params = check(SearchParams, raw)
     engine = make_engine(settings)
     started = time.perf_counter()
-    results = engine.search(params.q, params.k, params.offset, params.filters)
+    understood = engine.understand(params.q) if params.intent == "on" else None
+    results = engine.search(params.q, params.k, params.offset, params.filters, intent=understood)
     return _print_results(args, results, started)
 
 

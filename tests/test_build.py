@@ -37,7 +37,7 @@ def test_manifest_records_how_the_index_was_built(full_build: tuple[Settings, Bu
         "version",
     ):
         assert key in manifest, key
-    assert manifest["dim"] == 384 and manifest["metric"] == "angular" and manifest["format"] == 2
+    assert manifest["dim"] == 384 and manifest["metric"] == "angular" and manifest["format"] == 3
     assert manifest["counts"]["products"] == 1200
     assert {"annoy", "torch", "transformers", "numpy"} <= set(manifest["versions"])
     for space in ("search", "similar"):
@@ -52,6 +52,8 @@ def test_manifest_records_how_the_index_was_built(full_build: tuple[Settings, Bu
         "lexical",
         "rejected.jsonl",
         "bands.json",
+        "bands.npy",
+        "vocabulary.json",
     ):
         assert (result.path / artifact).exists(), artifact
     assert IndexStore(settings.index_dir).current() == result.version

@@ -7,7 +7,7 @@ ranges; these add the admin bodies and the response shapes.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -48,12 +48,33 @@ class Hit(BaseModel):
     score: float
 
 
+class Intent(BaseModel):
+    """What the query was understood to ask for (search with intent=on)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    text: str = Field(description="the query left after taking out price phrases: what was searched")
+    price_min: float | None = Field(None, description="a lower price bound the shopper typed (a filter)")
+    price_max: float | None = Field(None, description="an upper price bound the shopper typed (a filter)")
+    price_band: Literal["low", "high"] | None = Field(
+        None, description="cheap/affordable/budget: low; premium/luxury/high-end: high (within each category)"
+    )
+    colour: str | None = None
+    brand: str | None = None
+    gender: str | None = None
+    size: str | None = None
+    material: str | None = None
+    category: str | None = Field(None, description="a category name the query mentions")
+    note: str | None = Field(None, description="what was not applied and why (a contradiction, say)")
+
+
 class ResultPage(Stamped):
     results: list[Hit] = Field(description="products, best first, with every catalogue field but description")
     k: int
     offset: int
     count: int
     cached: bool
+    intent: Intent | None = Field(None, description="search only")
 
 
 class ProductReply(Stamped):

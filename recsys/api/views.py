@@ -69,9 +69,16 @@ def reply(payload: dict[str, Any], status: int = 200) -> Response:
 
 def page_reply(page: Page, k: int, offset: int) -> Response:
     g.index_version = page.index_version
-    response = reply(
-        {"results": page.results, "k": k, "offset": offset, "count": len(page.results), "cached": page.cached}
-    )
+    body = {
+        "results": page.results,
+        "k": k,
+        "offset": offset,
+        "count": len(page.results),
+        "cached": page.cached,
+    }
+    if page.intent is not None:
+        body["intent"] = page.intent
+    response = reply(body)
     response.headers["X-Cache"] = "hit" if page.cached else "miss"
     return response
 
@@ -81,7 +88,7 @@ def page_reply(page: Page, k: int, offset: int) -> Response:
 @bp.output(ResultPage, description="a page of products, best first")
 @bp.doc(summary="Product search: hybrid dense and BM25 ranking, with filters")
 def search(params: SearchParams) -> Response:
-    page = state().service.search(params.q, params.k, params.offset, params.filters)
+    page = state().service.search(params.q, params.k, params.offset, params.filters, params.intent == "on")
     return page_reply(page, params.k, params.offset)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from recsys import __version__
 from recsys.build.texts import Rendered
-from recsys.catalogue import PriceBands, Product, RowError, catalogue_hash
+from recsys.catalogue import PriceBands, Product, RowError, Vocabulary, catalogue_hash
 from recsys.errors import BuildError
 from recsys.index.ann import (
     EXACT,
@@ -75,7 +75,11 @@ def assemble(
         for error in errors:
             fh.write(json.dumps({"line": error.line, "id": error.product_id, "reason": error.reason}) + "\n")
     (staged / "hashes.json").write_text(json.dumps(rendered.hashes))
-    PriceBands.fit(products).save(staged / "bands.json")
+    bands = PriceBands.fit(products)
+    bands.save(staged / "bands.json")
+    assigned = bands.assign(products)
+    np.save(staged / "bands.npy", np.array([assigned.get(p.id, -1) for p in products], dtype=np.int8))
+    Vocabulary.fit(products).save(staged / "vocabulary.json")
     tuning: dict[str, SpaceTuning] = {}
     for name, vectors in (("search", search_vectors), ("similar", similar_vectors)):
         _check_vectors(name, vectors, len(products), encoder.dim)

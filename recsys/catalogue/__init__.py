@@ -1,4 +1,5 @@
-"""The catalogue: products and the files they come in, and the price bands computed over them."""
+"""The catalogue: products and the files they come in, and what a build learns over them: the price
+bands per category and the vocabulary of attribute values."""
 
 from recsys.catalogue.bands import PriceBands, price_bands
 from recsys.catalogue.products import (
@@ -9,12 +10,14 @@ from recsys.catalogue.products import (
     load_catalogue,
     validate_rows,
 )
+from recsys.catalogue.vocabulary import Vocabulary
 
 __all__ = [
     "LoadResult",
     "PriceBands",
     "Product",
     "RowError",
+    "Vocabulary",
     "catalogue_hash",
     "load_catalogue",
     "price_bands",

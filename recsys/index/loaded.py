@@ -1,5 +1,5 @@
 """A loaded, read-only index version: memory-mapped vectors and ANN files, products, filter columns,
-BM25 and the price bands the build fitted."""
+BM25, and what the build learned of the catalogue (price bands, attribute vocabulary)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recsys.catalogue import PriceBands
+from recsys.catalogue import PriceBands, Vocabulary
 from recsys.index.ann import AnnBackend, Hits, exact_top, load_annoy, load_vectors, make_backend
 from recsys.index.lexical import Lexical
 from recsys.index.manifest import Identity, Manifest
@@ -61,6 +61,8 @@ class LoadedIndex:
         self.columns = FilterColumns(self.products)
         self.lexical = Lexical.load(self.path / "lexical")
         self.bands = PriceBands.load(self.path / "bands.json")
+        self.band = np.load(self.path / "bands.npy")  # each product's band in its category; -1: no price
+        self.vocabulary = Vocabulary.load(self.path / "vocabulary.json")
 
     def __len__(self) -> int:
         return len(self.products)

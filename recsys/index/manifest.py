@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from recsys.model.templates import Template
 
 MANIFEST = "manifest.json"
-FORMAT = 2  # 2: bands.json beside the vectors; typed manifest
+FORMAT = 3  # 2: bands.json beside the vectors, typed manifest; 3: bands.npy and vocabulary.json
 
 
 class Identity(BaseModel):

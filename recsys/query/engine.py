@@ -8,7 +8,7 @@ candidate retrieval is :mod:`recsys.query.retrieval`'s and scoring :mod:`recsys.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,8 @@ from recsys.model.encoder import Encoder
 from recsys.model.templates import Template, normalise_query
 from recsys.query.deltaview import DeltaView
 from recsys.query.filters import Filters
-from recsys.query.fusion import Fusion, fuse
+from recsys.query.fusion import CandidateScores, Fusion, fuse
+from recsys.query.intent import Intent, understand
 from recsys.query.live import Follower, LiveIndex
 from recsys.query.retrieval import candidates
 from recsys.settings import Settings
@@ -40,6 +41,7 @@ class Hit:
 class Results:
     hits: list[Hit]
     live: LiveIndex
+    intent: Intent | None = None
 
     @property
     def version(self) -> str:
@@ -62,7 +64,7 @@ class Engine:
         self.encoder = encoder
         self.template = template
         self.store = store or IndexStore(settings.index_dir)
-        self.fusion = Fusion(settings.hybrid_weight, settings.short_vector_weight)
+        self.fusion = Fusion(settings.hybrid_weight, settings.short_vector_weight, settings.intent_weight)
         self.follower = Follower(self.store, settings.data_dir, Identity.of(encoder, template))
 
     # -- the served index --------------------------------------------------------------------------
@@ -92,6 +94,25 @@ class Engine:
         vector: np.ndarray = self.encoder.encode_queries([self.template.render_query(query)])[0]
         return vector
 
+    def understand(self, query: str) -> Intent:
+        """What ``query`` asks for beyond its text, read with the served catalogue's vocabulary."""
+        live = self.live()
+        index = live.index
+        scored: dict[str, np.ndarray | None] = {}
+
+        def agrees(name: str, value: str, rest: str) -> bool:
+            """Some product with this value matches the rest of the query (or nothing else was typed)."""
+            if not rest:
+                return True
+            if rest not in scored:
+                scored[rest] = index.lexical.scores(normalise_query(rest))
+            scores = scored[rest]
+            if scores is None:
+                return False
+            return bool((scores[live.having(name, value)[: live.base_size]] > 0).any())
+
+        return understand(query, index.vocabulary, agrees, prices=bool(index.bands.cuts))
+
     def search(
         self,
         query: str,
@@ -99,23 +120,33 @@ class Engine:
         offset: int = 0,
         filters: Filters | None = None,
         query_vector: np.ndarray | None = None,
+        intent: Intent | None = None,
     ) -> Results:
-        """Hybrid search: dense candidates of both vector spaces and BM25's, fused (see fusion)."""
+        """Hybrid search: dense candidates of both vector spaces and BM25's, fused (see fusion).
+
+        With an ``intent`` (:meth:`understand`), its text is what is searched, its price bounds (and a
+        colour, when the query is only a colour and a product type) filter, and its other constraints
+        lift the products that meet them. ``query_vector`` must then embed ``intent.text``.
+        """
         live = self.live()
-        vector = self.embed_query(query) if query_vector is None else query_vector
+        text = query if intent is None else intent.text
+        filters = _with_intent(filters, intent, live)
+        vector = self.embed_query(text) if query_vector is None else query_vector
         rows, scores = candidates(
             live,
             vector,
-            normalise_query(query),
+            normalise_query(text),
             k + offset,
             filters,
             with_short=self.fusion.short_weight > 0,
             with_lexical=self.fusion.lexical_weight > 0,
             exact_fraction=self.settings.exact_filter_fraction,
         )
+        if intent is not None:
+            scores = CandidateScores(scores.full, scores.short, scores.lexical, _soft(live, rows, intent))
         fused = fuse(scores, self.fusion)
         order = np.argsort(-fused, kind="stable")[offset : k + offset]
-        return Results([Hit(int(rows[i]), float(fused[i])) for i in order], live)
+        return Results([Hit(int(rows[i]), float(fused[i])) for i in order], live, intent)
 
     def similar(
         self, product_id: str, k: int = 10, offset: int = 0, filters: Filters | None = None
@@ -172,3 +203,34 @@ class Engine:
         order = np.argsort(-scores, kind="stable")
         hits = [Hit(int(rows[i]), float(scores[i])) for i in order if int(rows[i]) not in exclude]
         return Results(hits[offset : offset + k], live)
+
+
+BANDS = {"low": 0, "high": 2}
+
+
+def _with_intent(filters: Filters | None, intent: Intent | None, live: LiveIndex) -> Filters | None:
+    """The request's filters narrowed by what the shopper typed: price bounds, and the colour of a
+    query that is only a colour and a product type ("black boots")."""
+    if intent is None:
+        return filters
+    base = filters or Filters()
+    low = max((v for v in (base.price_min, intent.price_min) if v is not None), default=None)
+    high = min((v for v in (base.price_max, intent.price_max) if v is not None), default=None)
+    attributes = dict(base.attributes)
+    if intent.only_attribute == "colour":
+        source = live.index.vocabulary.sources.get("colour", ["colour"])[0]
+        attributes.setdefault(source, intent.attributes["colour"])
+    return replace(base, price_min=low, price_max=high, attributes=attributes)
+
+
+def _soft(live: LiveIndex, rows: np.ndarray, intent: Intent) -> np.ndarray | None:
+    """The share of the intent's soft constraints each candidate meets (None when there are none)."""
+    met: list[np.ndarray] = []
+    for name, value in intent.attributes.items():
+        if not (name == "colour" and intent.only_attribute == "colour"):  # that one is a filter
+            met.append(live.having(name, value)[rows])
+    if intent.price_band in BANDS:
+        met.append(live.band[rows] == BANDS[intent.price_band])
+    if not met:
+        return None
+    return np.mean(np.stack(met), axis=0).astype(np.float32)

@@ -5,7 +5,9 @@ candidates' score arrays, so they are testable without a model, and the one plac
   — the short vector keeps a long description from drowning the title;
 * fused = (1 − lexical_weight) · dense + lexical_weight · lexical, where lexical is on [0, 1]
   (BM25 divided by the query's best BM25; query-term overlap for live-delta products, which the
-  immutable BM25 index does not hold). Without lexical evidence the dense score stands alone.
+  immutable BM25 index does not hold). Without lexical evidence the dense score stands alone;
+* plus intent_weight · intent, the share of the query's soft constraints (a colour, a brand, a price
+  band, ... that query understanding found) that the product satisfies.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 class Fusion:
     lexical_weight: float = 0.3
     short_weight: float = 0.25
+    intent_weight: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class CandidateScores:
     full: np.ndarray  # cosine to the *search* template's vector
     short: np.ndarray  # cosine to the *similar* template's vector
     lexical: np.ndarray | None  # on [0, 1]; None when no query term is in the vocabulary
+    intent: np.ndarray | None = None  # on [0, 1]: the share of soft constraints met; None without any
 
 
 def dense(full: np.ndarray, short: np.ndarray, short_weight: float) -> np.ndarray:
@@ -41,4 +45,6 @@ def fuse(scores: CandidateScores, fusion: Fusion) -> np.ndarray:
     fused = dense(scores.full, scores.short, fusion.short_weight)
     if scores.lexical is not None:
         fused = (1.0 - fusion.lexical_weight) * fused + fusion.lexical_weight * scores.lexical
+    if scores.intent is not None:
+        fused = fused + fusion.intent_weight * scores.intent
     return np.asarray(fused, dtype=np.float32)

@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from recsys.catalogue import PriceBands
 from recsys.errors import IndexNotFoundError, ProductNotFoundError
 from recsys.index import deltalog
 from recsys.index.loaded import LoadedIndex
@@ -43,6 +44,7 @@ class LiveIndex:
     signature: int
     alive: np.ndarray | None  # base rows not overridden or deleted; None when all are
     terms: tuple[frozenset[str], ...] = ()  # each delta product's stemmed terms, for lexical scoring
+    band: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))  # every row's price band
 
     @classmethod
     def load(cls, index: LoadedIndex, folder_signature: int, delta: DeltaView) -> LiveIndex:
@@ -52,7 +54,9 @@ class LiveIndex:
             alive = np.ones(len(index), dtype=bool)
             alive[dead] = False
         terms = tuple(frozenset(index.lexical.tokens(_text(p))) for p in delta.products)
-        return cls(index, delta, folder_signature, alive, terms)
+        delta_band = [_band(index.bands, p) for p in delta.products]
+        band = np.concatenate([index.band, np.array(delta_band, dtype=np.int8)])
+        return cls(index, delta, folder_signature, alive, terms, band)
 
     @property
     def version(self) -> str:
@@ -83,6 +87,26 @@ class LiveIndex:
         else:
             local = np.arange(len(delta))
         return local + self.base_size
+
+    def having(self, name: str, value: str) -> np.ndarray:
+        """Over every row (base, then delta): products whose ``name`` (brand, or a vocabulary field such
+        as colour, under any attribute that holds it) is ``value``. Unisex products count for men and
+        for women."""
+        values = [value]
+        if name == "gender" and value.lower() in ("men", "women"):
+            values.append("unisex")
+        if name == "brand":
+            choices = [Filters(brand=v) for v in values]
+        else:
+            sources = self.index.vocabulary.sources.get(name, [name])
+            choices = [Filters(attributes={source: v}) for source in sources for v in values]
+        base = np.zeros(self.base_size, dtype=bool)
+        extra = np.zeros(len(self.delta), dtype=bool)
+        for choice in choices:
+            base |= self.index.columns.mask(choice)
+            if self.delta.columns is not None:
+                extra |= self.delta.columns.mask(choice)
+        return np.concatenate([base, extra])
 
     def vectors(self, space: str, rows: np.ndarray) -> np.ndarray:
         """The ``space`` vectors of ``rows``, base or delta."""
@@ -178,6 +202,11 @@ class Follower:
             live = LiveIndex.load(index, sig, DeltaView.load(folder) if sig != -1 else DeltaView())
             self._live = live
             return live
+
+
+def _band(bands: PriceBands, product: dict[str, Any]) -> int:
+    band = bands.band(product.get("category") or (), product.get("price"))
+    return -1 if band is None else band
 
 
 def _text(product: dict[str, Any]) -> str:

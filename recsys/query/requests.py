@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -76,6 +76,7 @@ MUST = {
     "price_min": "a number >= 0",
     "price_max": "a number >= 0",
     "in_stock": "true or false",
+    "intent": "on or off",
     "attr": "a non-empty text value",
     "attributes": "an object of attribute names to non-empty text values",
 }
@@ -147,6 +148,9 @@ class SearchParams(Page, FilterFields):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     q: Query = Field(description=f"the shopper's query, 1..{MAX_QUERY_CHARS} characters")
+    intent: Literal["on", "off"] = Field(
+        "on", description="on: understand prices, price intent and attributes in q; off: plain search"
+    )
 
 
 class SimilarParams(Page, FilterFields):
@@ -218,7 +222,7 @@ def refusal(exc: ValidationError, model: type[BaseModel]) -> InvalidRequestError
     return InvalidRequestError(f"{param} must be {must}, got {shown}", param=param)
 
 
-ORDER = ("q", "positive", "negative", "k", "offset", "filters", *FILTER_NAMES)
+ORDER = ("q", "positive", "negative", "k", "offset", "intent", "filters", *FILTER_NAMES)
 
 
 def _allowed(model: type[BaseModel]) -> str:

@@ -39,6 +39,7 @@ class Page:
     results: list[dict[str, Any]]
     index_version: str
     cached: bool
+    intent: dict[str, Any] | None = None  # what the query was understood to ask for (search only)
 
 
 class Service:
@@ -86,13 +87,24 @@ class Service:
         self.on_cache("embedding", hit)
         return np.frombuffer(raw, dtype=np.float32)
 
-    def search(self, query: str, k: int, offset: int, filters: Filters) -> Page:
-        args = {"q": normalise_query(query), "k": k, "offset": offset, "filters": filters.to_dict()}
-        return self._page(
-            "search",
-            args,
-            lambda: self.engine.search(query, k, offset, filters, query_vector=self.query_vector(query)),
-        )
+    def search(self, query: str, k: int, offset: int, filters: Filters, intent: bool = True) -> Page:
+        """A page of search results; with ``intent``, the query is understood first (only on a cache
+        miss: a cached page carries what was understood)."""
+        args = {
+            "q": normalise_query(query),
+            "k": k,
+            "offset": offset,
+            "filters": filters.to_dict(),
+            "intent": intent,
+        }
+
+        def run() -> Results:
+            understood = self.engine.understand(query) if intent else None
+            text = query if understood is None else understood.text
+            vector = self.query_vector(text)
+            return self.engine.search(query, k, offset, filters, query_vector=vector, intent=understood)
+
+        return self._page("search", args, run)
 
     def similar(self, product_id: str, k: int, offset: int, filters: Filters) -> Page:
         args = {"id": product_id, "k": k, "offset": offset, "filters": filters.to_dict()}
@@ -118,13 +130,14 @@ class Service:
         raw, hit = get_or_compute(self.cache, key, lambda: _encode(run()), self.ttl_s)
         self.on_cache("result", hit)
         data = json.loads(raw)
-        return Page(data["results"], data["index_version"], hit)
+        return Page(data["results"], data["index_version"], hit, data.get("intent"))
 
 
 def _encode(results: Results) -> bytes:
-    return json.dumps(
-        {"results": results.to_list(), "index_version": results.version}, separators=(",", ":")
-    ).encode()
+    page: dict[str, Any] = {"results": results.to_list(), "index_version": results.version}
+    if results.intent is not None:
+        page["intent"] = results.intent.to_dict()
+    return json.dumps(page, separators=(",", ":")).encode()
 
 
 def _digest(text: str) -> str:
