@@ -112,6 +112,20 @@ def test_search_filters_and_pages(client: FlaskClient) -> None:
     assert colour and all(r["attributes"]["colour"] == "black" for r in colour)
 
 
+def test_search_understands_prices_and_says_what_it_understood(client: FlaskClient) -> None:
+    body = client.get("/v1/search", query_string={"q": "wireless headphones under $50", "k": 10}).get_json()
+    assert body["intent"]["price_max"] == 50 and body["intent"]["text"] == "wireless headphones"
+    assert body["results"] and all(r["price"] <= 50 for r in body["results"])
+    plain = client.get("/v1/search", query_string={"q": "wireless headphones under $50", "intent": "off"})
+    assert "intent" not in plain.get_json()
+    cheap = client.get("/v1/search", query_string={"q": "cheap running shoes"}).get_json()
+    assert cheap["intent"]["price_band"] == "low"
+    contradiction = client.get("/v1/search", query_string={"q": "boots under $10 over $500"})
+    assert contradiction.status_code == 200
+    assert "contradict" in contradiction.get_json()["intent"]["note"]
+    error_of(client.get("/v1/search?q=boots&intent=maybe"), 400, "intent")
+
+
 def test_similar_recommend_and_product(client: FlaskClient, first_id: str) -> None:
     similar = client.get(f"/v1/products/{first_id}/similar?k=4").get_json()
     assert len(similar["results"]) == 4 and first_id not in {r["id"] for r in similar["results"]}
@@ -166,6 +180,8 @@ def test_openapi_documents_exactly_the_url_map(app: Flask, client: FlaskClient) 
         "/ValidationError"
     )
     assert {"error", "took_ms"} <= set(document["components"]["schemas"]["ValidationError"]["properties"])
+    page = document["components"]["schemas"]["ResultPage"]["properties"]
+    assert "intent" in page and any(p["name"] == "intent" for p in search["parameters"])
     admin = document["paths"]["/v1/reindex"]["post"]
     assert admin["security"] == [{"bearer": []}] and "409" in admin["responses"]
 

@@ -47,6 +47,10 @@ def test_build_list_search_similar_rollback(
     similar = json.loads(capsys.readouterr().out)["results"]
     assert pid not in {r["id"] for r in similar} and all(r["in_stock"] for r in similar)
 
+    assert main(["search", "headphones under $50", "--json"]) == 0
+    understood = json.loads(capsys.readouterr().out)
+    assert understood["intent"]["price_max"] == 50 and all(r["price"] <= 50 for r in understood["results"])
+
     assert main(["search", "boots", "--k", "2"]) == 0
     assert capsys.readouterr().out.startswith("  1. ")
 
