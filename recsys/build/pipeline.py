@@ -82,6 +82,11 @@ def plan(settings: Settings, control: Control, job_id: str) -> int:
     store = IndexStore(settings.index_dir)
     base = store.current()
     view = DeltaView.load(deltalog.delta_dir(settings.data_dir, base)) if base is not None else DeltaView()
+    if not loaded.adds_up:
+        raise BuildError(
+            f"{record.catalogue}: {loaded.rows} rows read but {len(loaded.products)} products and "
+            f"{len(loaded.errors)} rejected rows; refusing to build from a count that does not add up"
+        )
     products, ledger = fold(settings.data_dir, Path(record.catalogue), loaded.products, view)
     if not products:
         raise BuildError(f"{record.catalogue}: no valid product ({len(loaded.errors)} rejected rows)")

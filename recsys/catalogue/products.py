@@ -1,4 +1,11 @@
-"""Products and catalogue files (JSONL and CSV): every row validated, bad rows reported and skipped."""
+"""Products and catalogue files (JSONL and CSV): every row validated, bad rows reported and skipped.
+
+Files are read line by line as bytes and decoded per line, so a byte-order mark, CRLF line ends, a
+line of invalid UTF-8 or a truncated last line costs that row, never the file. Limits keep a hostile
+row from costing unbounded memory downstream: a description is cut at ``MAX_DESCRIPTION`` characters,
+while an id, title or attribute value over its limit, a price that is not a finite number in
+``0..MAX_PRICE`` and nested attribute values are refused with the reason.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +22,12 @@ from recsys.errors import CatalogueError
 
 AttributeValue = str | float | int | list[str]
 KNOWN_FIELDS = ("id", "title", "description", "brand", "category", "price", "in_stock", "attributes")
+MAX_ID = 256  # the API addresses products by id in a URL path
+MAX_TITLE = 1_000
+MAX_TEXT = 1_000  # brand, a category part, an attribute value
+MAX_DESCRIPTION = 20_000  # longer descriptions are cut: the model reads a few hundred tokens of them
+MAX_PRICE = 1e9
+BOM = "\ufeff"
 
 
 @dataclass(frozen=True)
@@ -56,13 +69,18 @@ class Product:
             pid = str(pid)
         if not isinstance(pid, str) or not pid.strip():
             raise ValueError("missing or empty 'id' (a non-empty string is required)")
+        if len(pid.strip()) > MAX_ID:
+            raise ValueError(f"'id' is {len(pid.strip())} characters long; at most {MAX_ID} are allowed")
         title = row.get("title")
         if not isinstance(title, str) or not title.strip():
             raise ValueError("missing or empty 'title' (a non-empty string is required)")
+        if len(title) > MAX_TITLE:
+            raise ValueError(f"'title' is {len(title)} characters long; at most {MAX_TITLE} are allowed")
+        description = _optional_str(row, "description", limit=None)
         return cls(
             id=pid.strip(),
             title=" ".join(title.split()),
-            description=_optional_str(row, "description"),
+            description=description[:MAX_DESCRIPTION] if description else description,
             brand=_optional_str(row, "brand"),
             category=_category(row.get("category")),
             price=_price(row.get("price")),
@@ -88,6 +106,11 @@ class RowError:
 class LoadResult:
     products: list[Product]
     errors: list[RowError]
+    rows: int = -1  # non-blank rows read; every one is a product or an error (-1: not counted)
+
+    @property
+    def adds_up(self) -> bool:
+        return self.rows in (-1, len(self.products) + len(self.errors))
 
 
 def load_catalogue(path: Path | str) -> LoadResult:
@@ -96,12 +119,13 @@ def load_catalogue(path: Path | str) -> LoadResult:
     if not path.is_file():
         raise CatalogueError(f"catalogue file not found: {path}")
     suffix = path.suffix.lower()
-    with path.open(encoding="utf-8", newline="") as fh:
-        if suffix in {".jsonl", ".ndjson", ".json"}:
-            return validate_rows(_jsonl_rows(fh))
+    if suffix not in {".jsonl", ".ndjson", ".json", ".csv", ".tsv"}:
+        raise CatalogueError(f"unsupported catalogue format {suffix!r} for {path}: use .jsonl or .csv")
+    with path.open("rb") as fh:
+        lines = _decoded(fh)
         if suffix in {".csv", ".tsv"}:
-            return validate_rows(_csv_rows(fh, "\t" if suffix == ".tsv" else ","))
-    raise CatalogueError(f"unsupported catalogue format {suffix!r} for {path}: use .jsonl or .csv")
+            return validate_rows(_csv_rows(lines, "\t" if suffix == ".tsv" else ","))
+        return validate_rows(_jsonl_rows(lines))
 
 
 def validate_rows(rows: Iterable[tuple[int, Any]]) -> LoadResult:
@@ -109,7 +133,9 @@ def validate_rows(rows: Iterable[tuple[int, Any]]) -> LoadResult:
     products: list[Product] = []
     errors: list[RowError] = []
     seen: dict[str, int] = {}
+    count = 0
     for line, row in rows:
+        count += 1
         if isinstance(row, Exception):
             errors.append(RowError(line, str(row)))
             continue
@@ -124,7 +150,7 @@ def validate_rows(rows: Iterable[tuple[int, Any]]) -> LoadResult:
             continue
         seen[product.id] = line
         products.append(product)
-    return LoadResult(products, errors)
+    return LoadResult(products, errors, count)
 
 
 def catalogue_hash(products: Iterable[Product]) -> str:
@@ -135,23 +161,57 @@ def catalogue_hash(products: Iterable[Product]) -> str:
     return digest.hexdigest()
 
 
-def _jsonl_rows(lines: Iterable[str]) -> Iterator[tuple[int, Any]]:
-    for number, line in enumerate(lines, start=1):
+def _decoded(raw: Iterable[bytes]) -> Iterator[tuple[int, str | ValueError]]:
+    """Numbered lines, each decoded on its own: an undecodable line is a ValueError, not a dead file."""
+    for number, chunk in enumerate(raw, start=1):
+        try:
+            text = chunk.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield number, ValueError(f"not valid UTF-8 (byte {exc.start + 1} of the line)")
+            continue
+        if number == 1 and text.startswith(BOM):
+            text = text[1:]
+        yield number, text
+
+
+def _jsonl_rows(lines: Iterable[tuple[int, str | ValueError]]) -> Iterator[tuple[int, Any]]:
+    for number, line in lines:
+        if isinstance(line, ValueError):
+            yield number, line
+            continue
         if not line.strip():
             continue
         try:
-            yield number, json.loads(line)
+            yield number, json.loads(line, parse_constant=_no_constant)
         except json.JSONDecodeError as exc:
             yield number, ValueError(f"unparsable JSON: {exc.msg} at column {exc.colno}")
+        except ValueError as exc:
+            yield number, exc
 
 
-def _csv_rows(fh: Iterable[str], delimiter: str) -> Iterator[tuple[int, Any]]:
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _csv_rows(lines: Iterable[tuple[int, str | ValueError]], delimiter: str) -> Iterator[tuple[int, Any]]:
     """CSV: the known columns by name, ``category`` as ``A > B > C``, any other column is an attribute."""
-    reader = csv.DictReader(fh, delimiter=delimiter)
+    broken: list[tuple[int, ValueError]] = []
+
+    def text() -> Iterator[str]:
+        for number, line in lines:
+            if isinstance(line, ValueError):
+                broken.append((number, line))
+                yield "\n"  # keeps csv's line count; a blank row is skipped
+            else:
+                yield line
+
+    reader = csv.DictReader(text(), delimiter=delimiter)
     if reader.fieldnames is None or "id" not in reader.fieldnames:
         raise CatalogueError("CSV catalogue needs a header row with at least 'id' and 'title'")
     for record in reader:
         line = reader.line_num
+        while broken:
+            yield broken.pop(0)
         if None in record:
             yield line, ValueError(f"{len(record[None])} more field(s) than the header has")
             continue
@@ -187,6 +247,7 @@ def _csv_rows(fh: Iterable[str], delimiter: str) -> Iterator[tuple[int, Any]]:
             if isinstance(row["attributes"], dict):
                 row["attributes"].update(attributes)
         yield line, row
+    yield from broken
 
 
 def _number_or_text(value: str) -> Any:
@@ -196,12 +257,14 @@ def _number_or_text(value: str) -> Any:
         return value
 
 
-def _optional_str(row: Mapping[str, Any], key: str) -> str | None:
+def _optional_str(row: Mapping[str, Any], key: str, limit: int | None = MAX_TEXT) -> str | None:
     value = row.get(key)
     if value is None:
         return None
     if not isinstance(value, str):
         raise ValueError(f"'{key}' must be a string, got {type(value).__name__}")
+    if limit is not None and len(value) > limit:
+        raise ValueError(f"'{key}' is {len(value)} characters long; at most {limit} are allowed")
     value = value.strip()
     return value or None
 
@@ -222,8 +285,8 @@ def _price(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"'price' must be a number, got {value!r}")
     price = float(value)
-    if not math.isfinite(price) or price < 0:
-        raise ValueError(f"'price' must be a finite non-negative number, got {value!r}")
+    if not math.isfinite(price) or not 0 <= price <= MAX_PRICE:
+        raise ValueError(f"'price' must be a number in 0..{MAX_PRICE:.0e}, got {value!r}")
     return price
 
 
@@ -250,8 +313,13 @@ def _attributes(value: Any, extra: Mapping[str, Any] | None = None) -> dict[str,
         if item is None:
             continue
         if isinstance(item, bool) or not isinstance(item, str | int | float | list):
-            raise ValueError(f"attribute {name!r} must be a string, number or list of strings, got {item!r}")
+            shown = type(item).__name__
+            raise ValueError(f"attribute {name!r} must be a string, number or list of strings, got a {shown}")
         if isinstance(item, list) and not all(isinstance(v, str) for v in item):
             raise ValueError(f"attribute {name!r} is a list, so every item must be a string")
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError(f"attribute {name!r} must be a finite number, got {item!r}")
+        if len(str(item)) > MAX_TEXT * 10:
+            raise ValueError(f"attribute {name!r} is longer than {MAX_TEXT * 10} characters")
         out[str(name)] = item
     return out
