@@ -59,13 +59,17 @@ class Settings(BaseSettings):
     cache_ttl_s: int = Field(300, ge=0)
     cache: bool = True  # RECSYS_CACHE=off: every request is computed (the uncached benchmark)
     redis_timeout_ms: int = Field(50, ge=1, le=10_000)  # a slow Redis is skipped, not waited for
-    admin_token: str | None = None
+    admin_token: str | None = Field(None, repr=False)  # never printed with the settings
+    namespace: str = Field("recsys", pattern=r"^[A-Za-z0-9_-]{1,64}$")  # Redis keys: two shops, one Redis
+    catalogue_root: Path | None = None  # POST /v1/reindex may only read catalogues under this directory
     reindex_cron: str = "0 3 * * *"
     catalogue_path: Path | None = None  # what the nightly reindex reads
     shard_size: int = Field(500, ge=1)
     embeddings_dir: Path | None = None  # None: <data_dir>/embeddings
 
-    @field_validator("data_dir", "model_dir", "templates_path", "catalogue_path", "embeddings_dir")
+    @field_validator(
+        "data_dir", "model_dir", "templates_path", "catalogue_path", "embeddings_dir", "catalogue_root"
+    )
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return None if value is None else Path(value).expanduser()

@@ -51,7 +51,7 @@ def create_app(
     settings = settings if settings is not None else Settings.from_env(environ)
     engine = engine if engine is not None else make_engine(settings)
     if cache is None:
-        cache = make_cache(settings.cache, settings.redis_url, settings.redis_timeout_ms)
+        cache = make_cache(settings.cache, settings.redis_url, settings.redis_timeout_ms, settings.namespace)
     metrics = metrics if metrics is not None else Metrics()
     if admin is None:
         control = make_control(settings)

@@ -18,7 +18,7 @@ from recsys.api.errors import ApiError
 from recsys.api.schemas import DeltaReply, JobReply, Purged, ReindexBody, Started, UpsertBody
 from recsys.api.views import reply, state
 from recsys.build.jobs import Control
-from recsys.build.runner import JobRunner, start_reindex
+from recsys.build.runner import JobRunner, requested_catalogue, start_reindex
 from recsys.build.updates import DeltaWriter
 from recsys.query.engine import Engine
 from recsys.query.requests import check_product_id
@@ -53,7 +53,8 @@ class CoreAdminOps:
         self.writer = DeltaWriter(settings, engine.encoder, engine.template)
 
     def start_reindex(self, catalogue: str | None) -> dict[str, Any]:
-        return start_reindex(self.settings, self.control, self.runner, catalogue)
+        path = None if catalogue is None else requested_catalogue(self.settings, catalogue)
+        return start_reindex(self.settings, self.control, self.runner, path)
 
     def reindex_status(self, task_id: str) -> dict[str, Any] | None:
         record = self.control.job(task_id)

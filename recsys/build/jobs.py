@@ -25,7 +25,7 @@ from pydantic import BaseModel
 
 from recsys.settings import Settings
 
-PREFIX = "recsys:"
+DEFAULT_NAMESPACE = "recsys"
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINISHED = ("succeeded", "failed", "cancelled")
 
@@ -113,46 +113,47 @@ class RedisControl:
     )
     JOB_TTL_S = 7 * 24 * 3600
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, namespace: str = DEFAULT_NAMESPACE) -> None:
         self.redis = client
+        self.prefix = f"{namespace}:"  # two shops on one Redis never see each other's jobs or locks
 
     @classmethod
-    def from_url(cls, url: str) -> RedisControl:
+    def from_url(cls, url: str, namespace: str = DEFAULT_NAMESPACE) -> RedisControl:
         import redis
 
-        return cls(redis.Redis.from_url(url, decode_responses=True))
+        return cls(redis.Redis.from_url(url, decode_responses=True), namespace)
 
     def create_job(self, record: JobRecord) -> None:
-        key = f"{PREFIX}job:{record.id}"
+        key = f"{self.prefix}job:{record.id}"
         pipe = self.redis.pipeline()
         pipe.delete(key, key + ":shards")
         pipe.hset(key, mapping=record.encode())
         pipe.expire(key, self.JOB_TTL_S)
-        pipe.set(f"{PREFIX}job:latest", record.id)
+        pipe.set(f"{self.prefix}job:latest", record.id)
         pipe.execute()
 
     def update_job(self, job_id: str, **fields: Any) -> None:
-        self.redis.hset(f"{PREFIX}job:{job_id}", mapping=encode_fields(fields))
+        self.redis.hset(f"{self.prefix}job:{job_id}", mapping=encode_fields(fields))
 
     def job(self, job_id: str) -> JobRecord | None:
-        raw: dict[str, str] = self.redis.hgetall(f"{PREFIX}job:{job_id}")
+        raw: dict[str, str] = self.redis.hgetall(f"{self.prefix}job:{job_id}")
         return JobRecord.decode(raw) if raw else None
 
     def latest_job(self) -> str | None:
-        value: str | None = self.redis.get(f"{PREFIX}job:latest")
+        value: str | None = self.redis.get(f"{self.prefix}job:latest")
         return value
 
     def shard_done(self, job_id: str, shard: int, embedded: int) -> None:
-        key = f"{PREFIX}job:{job_id}:shards"
+        key = f"{self.prefix}job:{job_id}:shards"
         self.redis.hset(key, str(shard), str(embedded))
         self.redis.expire(key, self.JOB_TTL_S)
 
     def shard_results(self, job_id: str) -> dict[int, int]:
-        raw = self.redis.hgetall(f"{PREFIX}job:{job_id}:shards")
+        raw = self.redis.hgetall(f"{self.prefix}job:{job_id}:shards")
         return {int(k): int(v) for k, v in raw.items()}
 
     def acquire(self, key: str, job_id: str, ttl_s: int) -> str | None:
-        name = f"{PREFIX}lock:{key}"
+        name = f"{self.prefix}lock:{key}"
         if self.redis.set(name, job_id, nx=True, ex=ttl_s):
             return None
         holder: str | None = self.redis.get(name)
@@ -161,13 +162,13 @@ class RedisControl:
         return holder or self.acquire(key, job_id, ttl_s)
 
     def refresh(self, key: str, job_id: str, ttl_s: int) -> bool:
-        return bool(self.redis.eval(self._REFRESH, 1, f"{PREFIX}lock:{key}", job_id, ttl_s))
+        return bool(self.redis.eval(self._REFRESH, 1, f"{self.prefix}lock:{key}", job_id, ttl_s))
 
     def release(self, key: str, job_id: str) -> bool:
-        return bool(self.redis.eval(self._RELEASE, 1, f"{PREFIX}lock:{key}", job_id))
+        return bool(self.redis.eval(self._RELEASE, 1, f"{self.prefix}lock:{key}", job_id))
 
     def holder(self, key: str) -> str | None:
-        value: str | None = self.redis.get(f"{PREFIX}lock:{key}")
+        value: str | None = self.redis.get(f"{self.prefix}lock:{key}")
         return value
 
 
@@ -277,7 +278,7 @@ def make_control(settings: Settings) -> Control:
     if url is None and settings.broker_url and settings.broker_url.startswith(("redis://", "rediss://")):
         url = settings.broker_url
     if url is not None:
-        return RedisControl.from_url(url)
+        return RedisControl.from_url(url, settings.namespace)
     return FileControl(settings.data_dir / "jobs")
 
 

@@ -88,6 +88,31 @@ def start_reindex(
     return {"task_id": job_id, "status": "queued", "catalogue": str(Path(path).resolve())}
 
 
+def requested_catalogue(settings: Settings, requested: str) -> Path:
+    """A catalogue path that came from outside (an API request): only a file under
+    ``RECSYS_CATALOGUE_ROOT`` (symbolic links resolved) is ever read."""
+    root = settings.catalogue_root
+    if root is None:
+        raise InvalidRequestError(
+            "this server reads no catalogue path from requests: set RECSYS_CATALOGUE_ROOT to allow "
+            "catalogues under one directory, or omit catalogue to reindex RECSYS_CATALOGUE_PATH",
+            param="catalogue",
+        )
+    if any(ord(ch) < 32 for ch in requested):
+        raise InvalidRequestError("catalogue must not contain control characters", param="catalogue")
+    base = root.resolve()
+    path = (base / requested).resolve()
+    if base != path and base not in path.parents:
+        raise InvalidRequestError(
+            f"catalogue must be a file under RECSYS_CATALOGUE_ROOT ({base})", param="catalogue"
+        )
+    if not path.is_file():
+        raise InvalidRequestError(
+            f"no catalogue file {requested!r} under RECSYS_CATALOGUE_ROOT", param="catalogue"
+        )
+    return path
+
+
 def cancel_reindex(settings: Settings, control: Control, runner: JobRunner, job_id: str) -> JobRecord:
     """Flag the job cancelled, free its lock and drop its queued work."""
     record = cancel_job(settings, control, job_id)

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol
 
-PREFIX = "recsys:cache:"  # beside the reindex control keys (recsys:job:*, recsys:lock:*)
+PREFIX = "recsys:cache:"  # <namespace>:cache:, beside the reindex control keys (<namespace>:job:*, ...)
 LOCK_TTL_S = 2.0  # how long a computing request holds the single-flight lock at most
 WAIT_S = 0.5  # how long a waiter polls for the value before computing it itself
 POLL_S = 0.005
@@ -169,7 +169,9 @@ class RedisCache:
         self._delete_if = client.register_script(_DELETE_IF)
 
     @classmethod
-    def from_url(cls, url: str, timeout_s: float = 0.05, breaker_s: float = 5.0) -> RedisCache:
+    def from_url(
+        cls, url: str, timeout_s: float = 0.05, breaker_s: float = 5.0, namespace: str = "recsys"
+    ) -> RedisCache:
         import redis
 
         client = redis.Redis.from_url(
@@ -179,7 +181,7 @@ class RedisCache:
             health_check_interval=0,
             retry_on_timeout=False,
         )
-        return cls(client, breaker_s)
+        return cls(client, breaker_s, prefix=f"{namespace}:cache:")
 
     @property
     def available(self) -> bool:
@@ -246,10 +248,12 @@ class RedisCache:
         return True
 
 
-def make_cache(enabled: bool, redis_url: str | None, timeout_ms: int = 50) -> Cache:
-    """The cache the settings ask for: off, Redis, or in-process."""
+def make_cache(
+    enabled: bool, redis_url: str | None, timeout_ms: int = 50, namespace: str = "recsys"
+) -> Cache:
+    """The cache the settings ask for: off, Redis (keys under ``<namespace>:cache:``), or in-process."""
     if not enabled:
         return NullCache()
     if redis_url:
-        return RedisCache.from_url(redis_url, timeout_s=timeout_ms / 1000)
+        return RedisCache.from_url(redis_url, timeout_s=timeout_ms / 1000, namespace=namespace)
     return InProcessCache()
