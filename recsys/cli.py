@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     listing = index.add_parser("list", help="list index versions (* marks the published one)")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=cmd_list)
+    verify = index.add_parser("verify", help="check a version's files against its manifest (checksums)")
+    verify.add_argument("version", nargs="?", help="the version (default: the published one)")
+    verify.set_defaults(func=cmd_verify)
     rollback = index.add_parser("rollback", help="publish the previous version (or --to VERSION)")
     rollback.add_argument("--to", help="the version to publish")
     rollback.set_defaults(func=cmd_rollback)
@@ -85,13 +88,41 @@ def _parser() -> argparse.ArgumentParser:
     _result_options(recommend)
     recommend.set_defaults(func=cmd_recommend)
 
+    from recsys.evaluation.modes import ALL, DEFAULT_MODE, MODES
+
     ev = sub.add_parser("eval", help="score search on judged queries (nDCG@10, Recall@100, MRR@10)")
     ev.add_argument("--catalogue", type=Path, required=True)
-    ev.add_argument("--queries", type=Path, required=True)
+    ev.add_argument("--queries", type=Path, required=True, help="exactly these queries are scored")
     ev.add_argument("--qrels", type=Path, required=True)
+    ev.add_argument(
+        "--mode",
+        choices=(*MODES, ALL),
+        default=DEFAULT_MODE,
+        help=f"how to search (default {DEFAULT_MODE}, what serving does); all: the four on one index",
+    )
+    ev.add_argument("--report", type=Path, metavar="DIR", help="write DIR/report.md and its charts")
     ev.add_argument("--rebuild", action="store_true", help="build a fresh index even if one matches")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_eval)
+
+    es = sub.add_parser(
+        "eval-similar",
+        help="score similar items where relevance is shared attributes (precision@10, nDCG@10)",
+    )
+    es.add_argument("--catalogue", type=Path, required=True)
+    es.add_argument(
+        "--same",
+        required=True,
+        metavar="FIELD[,FIELD]",
+        help="fields a relevant neighbour shares: category (the leaf), category[0], brand, or an attribute",
+    )
+    es.add_argument("--grade2", metavar="FIELD", help="a neighbour that also shares this field is grade 2")
+    es.add_argument("--sample", type=int, default=1000, help="products sampled (default 1000)")
+    es.add_argument("--seed", type=int, default=0, help="the sample's seed (default 0)")
+    es.add_argument("--report", type=Path, metavar="DIR", help="write DIR/report.md and its chart")
+    es.add_argument("--rebuild", action="store_true", help="build a fresh index even if one matches")
+    es.add_argument("--json", action="store_true")
+    es.set_defaults(func=cmd_eval_similar)
     return parser
 
 
@@ -236,6 +267,28 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from recsys.index.loaded import LoadedIndex
+    from recsys.index.store import IndexStore
+
+    store = IndexStore(settings.index_dir)
+    path = store.path(args.version) if args.version else store.current_path()
+    manifest = store.manifest(path.name)
+    problems = manifest.problems(path, deep=True)
+    if not problems:
+        try:
+            LoadedIndex(path)  # counts and shapes against the manifest
+        except RecsysError as exc:
+            problems.append(str(exc))
+    for problem in problems:
+        print(f"recsys: {path.name}: {problem}", file=sys.stderr)
+    if problems:
+        return EXIT_ERROR
+    checked, products = len(manifest.files), manifest.counts.products
+    print(f"ok {path.name}: {checked} files match their checksums, {products} products")
+    return 0
+
+
 def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
     from recsys.index.store import IndexStore
 
@@ -322,39 +375,77 @@ def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
     return _print_results(args, results, started)
 
 
-def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    from recsys.catalogue import catalogue_hash, load_catalogue
-    from recsys.evaluation.metrics import evaluate, read_qrels, read_queries
-    from recsys.factories import load_template, make_encoder
-    from recsys.index.manifest import Identity
-    from recsys.index.store import IndexStore
-    from recsys.query.engine import Engine
+def _say(text: str) -> None:
+    print(f"recsys: {text}", file=sys.stderr)
 
-    queries = read_queries(args.queries)
-    qrels = read_qrels(args.qrels)
+
+def _eval_progress(description: str, unit: str) -> tuple[Any, Any]:
+    bar = _progress_bar(description, unit=unit)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    return bar, progress
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from recsys.evaluation.commands import evaluate_search, score_lines, scores_json
+    from recsys.evaluation.modes import parse_modes
+    from recsys.factories import load_template, make_encoder
+
+    modes = parse_modes(args.mode)
     encoder = make_encoder(settings)
     template = load_template(settings)
-    # The evaluation index lives beside the served one, keyed by catalogue: it never replaces what is served.
-    key = catalogue_hash(load_catalogue(args.catalogue).products)[:16]
-    eval_settings = settings.replace(
-        data_dir=settings.data_dir / "eval" / key, embeddings_dir=settings.resolved_embeddings_dir
-    )
-    store = IndexStore(eval_settings.index_dir)
-    current = store.current()
-    reusable = current is not None and store.manifest(current).identity == Identity.of(encoder, template)
-    if args.rebuild or not reusable:
-        _build(args.catalogue, eval_settings, template, encoder)
-    engine = Engine(eval_settings, encoder, template, store)
-    bar = _progress_bar("querying", unit="query")
-    bar.total = len(queries)
-    runs = {}
-    for qid, text in queries.items():
-        runs[qid] = [item["id"] for item in engine.search(text, k=100).to_list()]
-        bar.update(1)
-    bar.close()
-    scores = evaluate(runs, qrels).to_dict()
-    if args.json:
-        print(json.dumps(scores))
-    else:
-        print("  ".join(f"{name} {value}" for name, value in scores.items()))
+    bar, progress = _eval_progress(f"querying ({', '.join(modes)})", unit="query")
+    try:
+        result = evaluate_search(
+            args.catalogue,
+            args.queries,
+            args.qrels,
+            settings=settings,
+            encoder=encoder,
+            template=template,
+            build=lambda path, here: _build(path, here, template, encoder),
+            modes=modes,
+            rebuild=args.rebuild,
+            report_dir=args.report,
+            progress=progress,
+            say=_say,
+        )
+    finally:
+        bar.close()
+    print(json.dumps(scores_json(result.scores)) if args.json else "\n".join(score_lines(result.scores)))
+    return 0
+
+
+def cmd_eval_similar(args: argparse.Namespace, settings: Settings) -> int:
+    from recsys.evaluation.commands import evaluate_similar_items
+    from recsys.evaluation.similar import parse_fields
+    from recsys.factories import load_template, make_encoder
+
+    same = parse_fields(args.same)
+    encoder = make_encoder(settings)
+    template = load_template(settings)
+    bar, progress = _eval_progress("similar items", unit="product")
+    try:
+        result = evaluate_similar_items(
+            args.catalogue,
+            settings=settings,
+            encoder=encoder,
+            template=template,
+            build=lambda path, here: _build(path, here, template, encoder),
+            same=same,
+            grade2=args.grade2,
+            sample=args.sample,
+            seed=args.seed,
+            rebuild=args.rebuild,
+            report_dir=args.report,
+            progress=progress,
+            say=_say,
+        )
+    finally:
+        bar.close()
+    scores = result.scores.to_dict()
+    print(json.dumps(scores) if args.json else "  ".join(f"{name} {value}" for name, value in scores.items()))
     return 0

@@ -43,6 +43,12 @@ class IndexMismatchError(RecsysError):
     code = "index_mismatch"
 
 
+class IndexCorruptError(IndexMismatchError):
+    """An index version's files are missing, truncated or do not match its manifest."""
+
+    code = "index_corrupt"
+
+
 class BuildError(RecsysError):
     """A build failed its checks; nothing was published."""
 

@@ -105,6 +105,9 @@ class Readiness(Stamped):
     cache_reachable: bool | None = None
     query_runtime: str | None = None
     query_runtime_fallback: str | None = None
+    refused: dict[str, str] | None = Field(
+        None, description="a published version that failed its checks at load; the previous one serves"
+    )
 
 
 class Started(Stamped):

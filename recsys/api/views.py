@@ -161,17 +161,19 @@ def readyz() -> Response:
         return reply({"status": "unavailable", "index": str(exc), "cache": st.cache.name}, 503)
     cache_ok = st.cache.ping()
     runtime = _runtime(st.engine)
+    refused = st.engine.follower.refused
     g.index_version = version
-    degraded = not cache_ok or runtime["query_runtime_fallback"] is not None
-    return reply(
-        {
-            "status": "degraded" if degraded else "ready",
-            "index": "loaded",
-            "cache": st.cache.name,
-            "cache_reachable": cache_ok,
-            **runtime,
-        }
-    )
+    degraded = not cache_ok or runtime["query_runtime_fallback"] is not None or refused is not None
+    body = {
+        "status": "degraded" if degraded else "ready",
+        "index": "loaded",
+        "cache": st.cache.name,
+        "cache_reachable": cache_ok,
+        **runtime,
+    }
+    if refused is not None:
+        body["refused"] = {"version": refused[0], "reason": refused[1]}
+    return reply(body)
 
 
 @bp.get("/metrics")

@@ -113,6 +113,7 @@ def assemble(
         assemble_seconds=round(time.time() - started, 2),
         versions=_library_versions(),
     )
+    manifest.record_files(staged)
     manifest.save(staged)
     return manifest
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from recsys.catalogue import PriceBands, Vocabulary
+from recsys.errors import IndexCorruptError
 from recsys.index.ann import AnnBackend, Hits, exact_top, load_annoy, load_vectors, make_backend
 from recsys.index.lexical import Lexical
 from recsys.index.manifest import Identity, Manifest
@@ -46,6 +47,9 @@ class LoadedIndex:
         self.manifest = Manifest.load(self.path)
         if expected is not None:
             self.manifest.check_compatible(expected, self.path)
+        problems = self.manifest.problems(self.path)
+        if problems:
+            raise IndexCorruptError(f"index {self.path.name} is damaged: {'; '.join(problems[:5])}")
         self.version = self.manifest.version
         dim = self.manifest.dim
         self.spaces: dict[str, VectorSpace] = {}
@@ -63,6 +67,14 @@ class LoadedIndex:
         self.bands = PriceBands.load(self.path / "bands.json")
         self.band = np.load(self.path / "bands.npy")  # each product's band in its category; -1: no price
         self.vocabulary = Vocabulary.load(self.path / "vocabulary.json")
+        expected_rows = self.manifest.counts.products
+        shapes = {name: len(space.vectors) for name, space in self.spaces.items()}
+        shapes.update(products=len(self.products), bands=len(self.band))
+        wrong = {name: n for name, n in shapes.items() if n != expected_rows}
+        if wrong:
+            raise IndexCorruptError(
+                f"index {self.path.name} says {expected_rows} products but holds {wrong}; it is refused"
+            )
 
     def __len__(self) -> int:
         return len(self.products)

@@ -7,6 +7,7 @@ another format is refused with a message that says what to do.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from recsys.model.templates import Template
 
 MANIFEST = "manifest.json"
-FORMAT = 3  # 2: bands.json beside the vectors, typed manifest; 3: bands.npy and vocabulary.json
+FORMAT = 4  # 2: bands.json, typed manifest; 3: bands.npy, vocabulary.json; 4: file sizes and checksums
 
 
 class Identity(BaseModel):
@@ -43,6 +44,11 @@ class SpaceTuning(BaseModel):
     search_k: int  # -1: exact search (see recsys.index.ann.EXACT)
     recall_at_10: float
     probe_queries: int
+
+
+class FileEntry(BaseModel):
+    bytes: int
+    sha256: str
 
 
 class Counts(BaseModel):
@@ -69,6 +75,7 @@ class Manifest(Identity):
     build_seconds: float = 0.0
     reindex_job: str = ""
     versions: dict[str, str] = {}
+    files: dict[str, FileEntry] = {}  # every artifact (path relative to the version): size and checksum
 
     @property
     def identity(self) -> Identity:
@@ -90,6 +97,30 @@ class Manifest(Identity):
             )
         return manifest
 
+    def record_files(self, folder: Path) -> None:
+        """Note the size and checksum of every artifact in ``folder`` (all but the manifest itself)."""
+        self.files = {
+            str(path.relative_to(folder)): FileEntry(bytes=path.stat().st_size, sha256=_sha256(path))
+            for path in sorted(Path(folder).rglob("*"))
+            if path.is_file() and path.name != MANIFEST
+        }
+
+    def problems(self, folder: Path, deep: bool = False) -> list[str]:
+        """What is wrong with the artifacts in ``folder``: missing or truncated files (and, ``deep``,
+        changed contents). An empty list means the version is what its manifest says."""
+        found = []
+        for name, entry in self.files.items():
+            path = Path(folder) / name
+            if not path.is_file():
+                found.append(f"{name} is missing")
+            elif path.stat().st_size != entry.bytes:
+                found.append(f"{name} has {path.stat().st_size} bytes, the manifest says {entry.bytes}")
+            elif deep and _sha256(path) != entry.sha256:
+                found.append(f"{name} does not match its checksum")
+        if not self.files:
+            found.append("the manifest lists no files")
+        return found
+
     def save(self, folder: Path) -> None:
         (Path(folder) / MANIFEST).write_text(self.model_dump_json(indent=2), encoding="utf-8")
 
@@ -103,6 +134,14 @@ class Manifest(Identity):
                     f"{key}={want!r}; rebuild it (`recsys index build`) or run the matching "
                     "model and template (RECSYS_MODEL_DIR, RECSYS_TEMPLATES_PATH)"
                 )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _first(exc: ValidationError) -> str:

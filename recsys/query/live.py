@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from recsys.catalogue import PriceBands
-from recsys.errors import IndexNotFoundError, ProductNotFoundError
+from recsys.errors import IndexNotFoundError, ProductNotFoundError, RecsysError
 from recsys.index import deltalog
 from recsys.index.loaded import LoadedIndex
 from recsys.index.manifest import Identity
@@ -148,6 +148,7 @@ class Follower:
         self._live: LiveIndex | None = None
         self._checked = 0.0
         self._lock = threading.Lock()
+        self.refused: tuple[str, str] | None = None  # a published version that failed to load, and why
 
     @property
     def loaded_version(self) -> str | None:
@@ -160,19 +161,33 @@ class Follower:
         Returns True on a swap of either."""
         current = self.store.current()
         swapped = False
-        if current is not None and (self._index is None or self._index.version != current):
+        wanted = current is not None and (self.refused is None or self.refused[0] != current)
+        if wanted and (self._index is None or self._index.version != current):
             with self._lock:
                 if self._index is None or self._index.version != current:
-                    previous = self.loaded_version
-                    self._index = LoadedIndex(self.store.path(current), self.expected)
-                    swapped = True
-                    log.info("serving index %s (%d products; was %s)", current, len(self._index), previous)
+                    swapped = self._load(str(current))
         index = self._index
         if index is None:
             return False
         before = self._live
         after = self._poll(index)
         return swapped or before is None or before.key != after.key
+
+    def _load(self, version: str) -> bool:
+        """Swap to ``version``; a damaged or mismatched one is refused (once, logged) while the loaded
+        version keeps serving. With nothing loaded yet, the refusal is raised."""
+        previous = self.loaded_version
+        try:
+            index = LoadedIndex(self.store.path(version), self.expected)
+        except RecsysError as exc:
+            if self._index is None:
+                raise
+            self.refused = (version, str(exc))
+            log.error("refusing published index %s: %s; still serving %s", version, exc, previous)
+            return False
+        self._index, self.refused = index, None
+        log.info("serving index %s (%d products; was %s)", version, len(index), previous)
+        return True
 
     def current(self) -> LiveIndex:
         """The live index, re-checking the delta at most every DELTA_POLL_S."""
