@@ -90,3 +90,10 @@ class JobNotFoundError(RecsysError):
     """No reindex job with that id (or none at all) is on record."""
 
     code = "job_not_found"
+
+
+class QueueUnavailableError(RecsysError):
+    """The task queue (the Celery broker) does not answer; nothing was queued. Search is unaffected."""
+
+    code = "queue_unavailable"
+    retry_after_s = 30

@@ -132,3 +132,35 @@ def test_the_admin_token_never_reaches_a_repr_or_the_log(
     client.post("/v1/cache/purge", headers={"Authorization": "Bearer wrong-" + TOKEN})
     client.post("/v1/reindex", json={"catalogue": "x"}, headers=AUTH)
     assert TOKEN not in caplog.text
+
+
+def test_a_dead_broker_is_a_503_with_retry_after_and_search_goes_on(
+    full_build: tuple[Settings, BuildResult], full_engine: Engine, root: Path, tmp_path: Path
+) -> None:
+    from workers.runner import CeleryRunner
+
+    settings = full_build[0].replace(
+        admin_token=TOKEN,
+        catalogue_root=root,
+        data_dir=tmp_path / "data",
+        broker_url="amqp://guest:hunter2@127.0.0.1:1//",
+        result_backend="redis://127.0.0.1:6379/4",
+    )
+    runner = CeleryRunner.from_settings(settings)
+    client = create_app(settings, engine=full_engine, cache=InProcessCache(), runner=runner).test_client()
+    response = client.post("/v1/reindex", json={"catalogue": "shop.jsonl"}, headers=AUTH)
+    assert response.status_code == 503 and int(response.headers["Retry-After"]) > 0
+    error = response.get_json()["error"]
+    assert error["code"] == "queue_unavailable" and "start the broker" in error["message"]
+    assert "hunter2" not in error["message"]
+    assert client.get("/v1/search?q=boots").status_code == 200
+    again = client.post("/v1/reindex", json={"catalogue": "shop.jsonl"}, headers=AUTH)
+    assert again.status_code == 503  # the failed attempt freed its lock: not a 409
+
+
+def test_an_oversized_body_is_a_413_and_long_parameters_a_400(client: FlaskClient) -> None:
+    huge = b'{"products": [' + b'{"id": "x", "title": "' + b"a" * (17 * 2**20) + b'"}]}'
+    response = client.put("/v1/products", data=huge, content_type="application/json", headers=AUTH)
+    assert response.status_code == 413 and response.get_json()["error"]["code"] == "request_entity_too_large"
+    long_query = client.get("/v1/search", query_string={"q": "boots " * 1000})
+    assert long_query.status_code == 400 and long_query.get_json()["error"]["param"] == "q"

@@ -76,6 +76,14 @@ def create_celery(settings: Settings) -> RecsysCelery:
         task_track_started=True,
         result_expires=7 * 24 * 3600,
         broker_connection_retry_on_startup=True,
+        # a request that queues work must answer fast when the broker is down (a 503, not a hang)
+        broker_connection_timeout=2,
+        task_publish_retry_policy={
+            "max_retries": 2,
+            "interval_start": 0,
+            "interval_step": 0.5,
+            "interval_max": 1,
+        },
         broker_transport_options={"visibility_timeout": 2 * LOCK_TTL_S},
         timezone="UTC",
         enable_utc=True,

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
 from celery import Celery
+from kombu.exceptions import OperationalError
 
 from recsys.build.jobs import JobRecord
+from recsys.errors import QueueUnavailableError
 from recsys.settings import Settings
 
 
@@ -31,8 +35,26 @@ class CeleryRunner:
         return cls(create_celery(settings))
 
     def launch(self, job_id: str) -> None:
-        self.app.send_task("recsys.plan", args=[job_id], task_id=job_id)
+        try:
+            # the job record carries the progress: no result to wait on, so no result-store subscription
+            self.app.send_task("recsys.plan", args=[job_id], task_id=job_id, ignore_result=True)
+        except (OperationalError, OSError) as exc:
+            broker = self.app.conf.broker_url
+            raise QueueUnavailableError(
+                f"the task queue at {_redacted(broker)} does not answer ({exc}); start the broker "
+                "(RabbitMQ or Redis, as RECSYS_BROKER_URL says) and the Procfile's worker, or build in "
+                "this process with `recsys index build` without --async"
+            ) from exc
 
     def revoke(self, job: JobRecord) -> None:
         ids = [job.id, finish_task_id(job.id)] + [shard_task_id(job.id, i) for i in range(job.shards_total)]
         self.app.control.revoke(ids)
+
+
+def _redacted(url: str) -> str:
+    """A broker URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))

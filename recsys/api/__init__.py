@@ -21,6 +21,7 @@ from recsys.query.engine import Engine
 from recsys.query.service import REFRESH_EVERY_S, Service
 from recsys.settings import Settings
 
+MAX_BODY_BYTES = 16 * 2**20  # an upsert batch of 1,000 products with long descriptions fits
 ERROR_REFS = "#/components/schemas/ValidationError/$defs/{model}"  # the error schema's nested model
 
 
@@ -72,6 +73,7 @@ def create_app(
     )
     error_schema = ErrorReply.model_json_schema(ref_template=ERROR_REFS)
     app.config.update(
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,  # larger bodies are a 413 before they are read
         VALIDATION_ERROR_STATUS_CODE=400,
         VALIDATION_ERROR_DESCRIPTION="a parameter is missing, unknown or out of range; the message names it",
         VALIDATION_ERROR_SCHEMA=error_schema,

@@ -15,6 +15,7 @@ from recsys.errors import (
     InvalidRequestError,
     JobNotFoundError,
     ProductNotFoundError,
+    QueueUnavailableError,
     RecsysError,
     ReindexRunningError,
 )
@@ -29,6 +30,7 @@ STATUS: dict[type[RecsysError], int] = {
     ReindexRunningError: 409,
     BuildError: 409,
     IndexNotFoundError: 503,
+    QueueUnavailableError: 503,
     IndexMismatchError: 503,
 }
 
@@ -64,7 +66,11 @@ def register(app: Flask) -> None:
         status = status_of(exc)
         if status >= 500:
             log.warning("request failed: %s", exc)
-        return reply({"error": error}, status)
+        response = reply({"error": error}, status)
+        retry = getattr(exc, "retry_after_s", None)
+        if retry is not None:
+            response.headers["Retry-After"] = str(retry)
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:

@@ -26,6 +26,9 @@ timeout = 30
 graceful_timeout = 20
 keepalive = 5
 accesslog = None
+limit_request_line = (
+    8190  # the longest request line gunicorn allows; the app refuses long queries as JSON 400s
+)
 
 
 def child_exit(server: Any, worker: Any) -> None:
