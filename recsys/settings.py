@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     reindex_cron: str = "0 3 * * *"
     catalogue_path: Path | None = None  # what the nightly reindex reads
     shard_size: int = Field(500, ge=1)
+    visibility_timeout_s: int = Field(600, ge=60)  # a Redis broker redelivers an unacked task after this
     embeddings_dir: Path | None = None  # None: <data_dir>/embeddings
 
     @field_validator(

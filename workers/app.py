@@ -9,7 +9,6 @@ from celery import Celery
 from celery.schedules import crontab
 
 from recsys.build.jobs import Control, make_control
-from recsys.build.pipeline import LOCK_TTL_S
 from recsys.build.updates import DeltaWriter
 from recsys.errors import SettingsError
 from recsys.model.encoder import Encoder
@@ -17,6 +16,8 @@ from recsys.model.templates import Template
 from recsys.settings import Settings
 
 NIGHTLY = "nightly-reindex"
+SWEEP = "resume-orphans"
+ORPHAN_SWEEP_S = 60.0
 
 
 class WorkerContext:
@@ -84,7 +85,10 @@ def create_celery(settings: Settings) -> RecsysCelery:
             "interval_step": 0.5,
             "interval_max": 1,
         },
-        broker_transport_options={"visibility_timeout": 2 * LOCK_TTL_S},
+        # Redis brokers redeliver an unacknowledged task after this; it must outlast the longest task
+        # (a shard of RECSYS_SHARD_SIZE products) but not hold a lost one for the default hour. The
+        # orphan sweep resumes a dead worker's job well before (RabbitMQ requeues at once anyway).
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
         timezone="UTC",
         enable_utc=True,
         beat_schedule=beat_schedule(settings),
@@ -111,16 +115,16 @@ def result_backend(settings: Settings) -> str:
 
 
 def beat_schedule(settings: Settings) -> dict[str, Any]:
-    """The nightly reindex of ``RECSYS_CATALOGUE_PATH`` on ``RECSYS_REINDEX_CRON`` (none without a path)."""
-    if settings.catalogue_path is None:
-        return {}
-    return {
-        NIGHTLY: {
+    """The orphan sweep every ORPHAN_SWEEP_S, and the nightly reindex of ``RECSYS_CATALOGUE_PATH`` on
+    ``RECSYS_REINDEX_CRON`` (none without a path)."""
+    schedule: dict[str, Any] = {SWEEP: {"task": "recsys.resume_orphans", "schedule": ORPHAN_SWEEP_S}}
+    if settings.catalogue_path is not None:
+        schedule[NIGHTLY] = {
             "task": "recsys.reindex",
             "schedule": parse_cron(settings.reindex_cron),
             "args": (str(settings.catalogue_path),),
         }
-    }
+    return schedule
 
 
 def parse_cron(expression: str) -> crontab:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
-from celery import Celery
+from celery import Celery, chord
 from kombu.exceptions import OperationalError
 
 from recsys.build.jobs import JobRecord
@@ -45,6 +45,28 @@ class CeleryRunner:
                 "(RabbitMQ or Redis, as RECSYS_BROKER_URL says) and the Procfile's worker, or build in "
                 "this process with `recsys index build` without --async"
             ) from exc
+
+    def resume(self, job: JobRecord, shards: list[int] | None) -> None:
+        """Queue an adopted orphan again: a fresh plan, or a fresh chord of the shards not done."""
+        n = job.resumed + 1
+        if shards is None:
+            self.app.send_task(
+                "recsys.plan", args=[job.id], task_id=f"{job.id}-replan-{n}", ignore_result=True
+            )
+            return
+        callback = self.app.signature("recsys.finish", args=[job.id]).set(
+            task_id=f"{finish_task_id(job.id)}-r{n}"
+        )
+        header = [
+            self.app.signature("recsys.embed_shard", args=[job.id, s]).set(
+                task_id=f"{shard_task_id(job.id, s)}-r{n}"
+            )
+            for s in shards
+        ]
+        if header:
+            chord(header, callback).apply_async()
+        else:
+            callback.apply_async()
 
     def revoke(self, job: JobRecord) -> None:
         ids = [job.id, finish_task_id(job.id)] + [shard_task_id(job.id, i) for i in range(job.shards_total)]

@@ -12,9 +12,11 @@ from typing import Any
 
 import redis.exceptions
 from celery import Task, chord, shared_task
+from celery.signals import worker_ready
 from celery.utils.log import get_task_logger
 
 from recsys.build import pipeline
+from recsys.build.runner import resume_orphans as resume
 from recsys.build.runner import start_reindex as start
 from recsys.errors import ReindexRunningError
 from workers.app import WorkerContext
@@ -96,7 +98,11 @@ def finish_reindex(self: Task, job_id: str) -> dict[str, Any]:
     record = ctx.control.job(job_id)
     if record is not None and record.finished:  # a duplicate delivery after the job ended
         return {"job_id": job_id, "status": record.status, "version": record.version}
-    result = pipeline.finish(ctx.settings, ctx.control, ctx.encoder, ctx.template, job_id)
+    try:
+        result = pipeline.finish(ctx.settings, ctx.control, ctx.encoder, ctx.template, job_id)
+    except pipeline.Finishing:  # a duplicate or a resumed job's second finish: the job is in hand
+        log.info("reindex %s: already finished or finishing elsewhere (task %s)", job_id, self.request.id)
+        return {"job_id": job_id, "status": "finishing elsewhere"}
     if result is None:
         log.info("reindex %s: cancelled, nothing published (task %s)", job_id, self.request.id)
         return {"job_id": job_id, "status": "cancelled"}
@@ -109,6 +115,27 @@ def finish_reindex(self: Task, job_id: str) -> dict[str, Any]:
         self.request.id,
     )
     return {"job_id": job_id, "status": "succeeded", "version": result.version}
+
+
+@shared_task(name="recsys.resume_orphans", **RETRY)
+def resume_orphans(self: Task) -> dict[str, Any]:
+    """Pick up the jobs whose worker died (their heartbeat stopped and their lock expired)."""
+    ctx = _context(self)
+    resumed = resume(ctx.settings, ctx.control, CeleryRunner(self.app))
+    if resumed:
+        log.warning("resumed %d orphaned reindex job(s): %s", len(resumed), ", ".join(resumed))
+    return {"resumed": resumed}
+
+
+@worker_ready.connect
+def resume_after_a_restart(sender: Any, **kwargs: Any) -> None:
+    """A worker that starts looks for jobs a dead worker left: at once, and again once their locks
+    have had time to expire."""
+    app = sender.app
+    if app.conf.task_always_eager:
+        return
+    app.send_task("recsys.resume_orphans")
+    app.send_task("recsys.resume_orphans", countdown=pipeline.ORPHAN_AFTER_S + 5)
 
 
 @shared_task(name="recsys.upsert_products", **RETRY)

@@ -53,6 +53,8 @@ class JobRecord(BaseModel):
     ledger: int = 0
     version: str = ""  # what the job published
     error: str = ""
+    heartbeat_at: float = 0.0  # last sign of life from whoever runs the job; a stale one means orphaned
+    resumed: int = 0  # times the job was picked up again after its runner died
 
     @property
     def finished(self) -> bool:
@@ -85,6 +87,10 @@ class Control(Protocol):
     def job(self, job_id: str) -> JobRecord | None: ...
 
     def latest_job(self) -> str | None: ...
+
+    def active_jobs(self) -> list[str]:
+        """Ids of the jobs created and not yet finished (what an orphan sweep looks at)."""
+        ...
 
     def shard_done(self, job_id: str, shard: int, embedded: int) -> None: ...
 
@@ -130,10 +136,16 @@ class RedisControl:
         pipe.hset(key, mapping=record.encode())
         pipe.expire(key, self.JOB_TTL_S)
         pipe.set(f"{self.prefix}job:latest", record.id)
+        pipe.sadd(f"{self.prefix}jobs:active", record.id)
         pipe.execute()
 
     def update_job(self, job_id: str, **fields: Any) -> None:
         self.redis.hset(f"{self.prefix}job:{job_id}", mapping=encode_fields(fields))
+        if fields.get("status") in FINISHED:
+            self.redis.srem(f"{self.prefix}jobs:active", job_id)
+
+    def active_jobs(self) -> list[str]:
+        return sorted(self.redis.smembers(f"{self.prefix}jobs:active"))
 
     def job(self, job_id: str) -> JobRecord | None:
         raw: dict[str, str] = self.redis.hgetall(f"{self.prefix}job:{job_id}")
@@ -190,6 +202,16 @@ class FileControl:
         raw = self._raw(job_id) or {}
         raw.update(encode_fields(fields))
         _write_json(self._job_path(job_id), raw)
+
+    def active_jobs(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        found = []
+        for path in sorted(self.root.glob("*.json")):
+            record = self.job(path.stem)
+            if record is not None and not record.finished:
+                found.append(record.id)
+        return found
 
     def job(self, job_id: str) -> JobRecord | None:
         raw = self._raw(job_id)

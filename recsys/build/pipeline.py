@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -37,11 +38,65 @@ from recsys.settings import Settings
 
 log = logging.getLogger(__name__)
 
-LOCK_TTL_S = 900  # refreshed by every shard and by the final step; a dead job frees it after this
+LOCK_TTL_S = 30  # a job's lock lives this long without a heartbeat: a dead runner frees it quickly
+HEARTBEAT_S = 5  # how often a running step renews the lock and stamps the record
+ORPHAN_AFTER_S = 2 * LOCK_TTL_S  # a job silent this long, with its lock gone, is an orphan
 
 
 class Cancelled(Exception):
     """The job's cancel flag was seen; nothing is published."""
+
+
+class Superseded(Exception):
+    """Another job took this job's lock (its runner had died and a new reindex was asked for)."""
+
+
+class Finishing(Exception):
+    """The job has ended, or another process is finishing it: nothing to do here."""
+
+
+class Heartbeat:
+    """While a step of a job runs, renew the job's lock (and any claim) every HEARTBEAT_S and stamp
+    ``heartbeat_at`` on its record. A runner that dies stops beating: the lock expires within
+    LOCK_TTL_S, so a new reindex is accepted, and an orphan sweep can pick the job up again."""
+
+    def __init__(self, control: Control, job: JobRecord, claims: tuple[tuple[str, str], ...] = ()) -> None:
+        self.control = control
+        self.job = job
+        self.claims = claims  # (key, token) locks held for the step, such as the finish claim
+        self.lost: str | None = None  # the job that holds our lock now, if one took it
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"heartbeat-{job.id[:8]}")
+
+    def beat(self) -> None:
+        holder = self.control.acquire(lock_key(self.job.catalogue), self.job.id, LOCK_TTL_S)
+        if holder is not None:
+            self.lost = holder
+            return
+        for key, token in self.claims:
+            self.control.refresh(key, token, LOCK_TTL_S)
+        self.control.update_job(self.job.id, heartbeat_at=time.time())
+
+    def check(self) -> None:
+        """Raise :class:`Superseded` if another job holds the lock."""
+        if self.lost is not None:
+            raise Superseded(self.lost)
+
+    def _run(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                self.beat()
+            except Exception:  # a beat missed (Redis blipped) is retried; a lasting outage expires the lock
+                log.warning("reindex %s: heartbeat failed", self.job.id, exc_info=True)
+
+    def __enter__(self) -> Heartbeat:
+        self.beat()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def lock_key(catalogue: Path | str) -> str:
@@ -77,6 +132,13 @@ def plan(settings: Settings, control: Control, job_id: str) -> int:
     """Snapshot the catalogue with the live delta folded in; returns the number of shards."""
     record = _record(control, job_id)
     _check_cancel(control, job_id)
+    with Heartbeat(control, record) as heartbeat:
+        heartbeat.check()
+        return _plan(settings, control, record)
+
+
+def _plan(settings: Settings, control: Control, record: JobRecord) -> int:
+    job_id = record.id
     _touch(control, job_id, status="running", phase="planning")
     loaded = load_catalogue(record.catalogue)
     store = IndexStore(settings.index_dir)
@@ -123,19 +185,20 @@ def embed_shard(
     record = _record(control, job_id)
     if record.cancel or record.finished:
         return 0
-    control.refresh(lock_key(record.catalogue), job_id, LOCK_TTL_S)
-    size = record.shard_size
-    part = _snapshot(settings, job_id, shard * size, (shard + 1) * size)
-    bands = json.loads((work_dir(settings, job_id) / "bands.json").read_text())
-    rendered = render(part, template, bands)
-    cache = embedding_cache(settings, encoder)
-    _, embedded_search = embed(rendered.search, encoder, cache=cache)
-    _, embedded_similar = embed(rendered.similar, encoder, cache=cache)
-    embedded = embedded_search + embedded_similar
-    control.shard_done(job_id, shard, embedded)
-    results = control.shard_results(job_id)
-    _touch(control, job_id, shards_done=len(results), embedded=sum(results.values()))
-    control.refresh(lock_key(record.catalogue), job_id, LOCK_TTL_S)
+    with Heartbeat(control, record) as heartbeat:
+        if heartbeat.lost is not None:  # superseded: a newer job owns the catalogue now
+            return 0
+        size = record.shard_size
+        part = _snapshot(settings, job_id, shard * size, (shard + 1) * size)
+        bands = json.loads((work_dir(settings, job_id) / "bands.json").read_text())
+        rendered = render(part, template, bands)
+        cache = embedding_cache(settings, encoder)
+        _, embedded_search = embed(rendered.search, encoder, cache=cache)
+        _, embedded_similar = embed(rendered.similar, encoder, cache=cache)
+        embedded = embedded_search + embedded_similar
+        control.shard_done(job_id, shard, embedded)
+        results = control.shard_results(job_id)
+        _touch(control, job_id, shards_done=len(results), embedded=sum(results.values()))
     return embedded
 
 
@@ -148,14 +211,42 @@ def finish(
     phase: Phase | None = None,
 ) -> BuildResult | None:
     """Assemble, check and publish the job's index; None if it was cancelled. Frees the lock when done;
-    on an exception the caller decides between a retry and :func:`fail`."""
+    on an exception the caller decides between a retry and :func:`fail`.
+
+    One finisher at a time: a duplicate delivery, or a resumed job's second finish, raises
+    :class:`Finishing` while another holds the claim, or once the job has ended.
+    """
+    claim = (f"finish-{job_id}", uuid.uuid4().hex)
+    if control.acquire(claim[0], claim[1], LOCK_TTL_S) is not None:
+        raise Finishing(job_id)
+    try:
+        record = _record(control, job_id)
+        if record.status == "cancelled":
+            return None
+        if record.finished:
+            raise Finishing(job_id)
+        with Heartbeat(control, record, claims=(claim,)) as heartbeat:
+            return _finish(settings, control, encoder, template, record, heartbeat, phase)
+    finally:
+        control.release(claim[0], claim[1])
+
+
+def _finish(
+    settings: Settings,
+    control: Control,
+    encoder: Encoder,
+    template: Template,
+    record: JobRecord,
+    heartbeat: Heartbeat,
+    phase: Phase | None,
+) -> BuildResult | None:
     started = time.time()
-    record = _record(control, job_id)
+    job_id = record.id
     key = lock_key(record.catalogue)
     say = _phase(control, job_id, phase)
     try:
         _check_cancel(control, job_id)
-        control.refresh(key, job_id, LOCK_TTL_S)
+        heartbeat.check()
         products = _snapshot(settings, job_id)
         errors = [
             RowError(line, reason, pid)
@@ -185,7 +276,8 @@ def finish(
             say("checking")
             check_build(staged, manifest, products, search_vectors, settings)
             _check_cancel(control, job_id)
-            control.refresh(key, job_id, LOCK_TTL_S)
+            heartbeat.beat()
+            heartbeat.check()
             say("publishing")
             manifest.counts.embedded = embedded
             manifest.counts.delta_folded = record.delta_folded
@@ -239,6 +331,36 @@ def job_status(control: Control, job_id: str | None = None) -> JobRecord:
             f"no reindex job {job_id!r} on record" if job_id else "no reindex job on record"
         )
     return record
+
+
+def orphans(control: Control, now: float | None = None) -> list[JobRecord]:
+    """Jobs not finished whose heartbeat stopped ORPHAN_AFTER_S ago and whose lock is gone."""
+    now = time.time() if now is None else now
+    found = []
+    for job_id in control.active_jobs():
+        job = control.job(job_id)
+        if job is None or job.finished or now - max(job.heartbeat_at, job.updated_at) < ORPHAN_AFTER_S:
+            continue
+        if control.holder(lock_key(job.catalogue)) != job_id:
+            found.append(job)
+    return found
+
+
+def adopt(settings: Settings, control: Control, job: JobRecord) -> list[int] | None:
+    """Take an orphan over: its lock again, and the shards still to embed (None: it must be planned
+    again). A job whose catalogue another job has locked meanwhile is recorded as superseded and
+    raises :class:`Superseded`."""
+    holder = control.acquire(lock_key(job.catalogue), job.id, LOCK_TTL_S)
+    if holder is not None:
+        fail(settings, control, job.id, f"superseded by job {holder} after its runner stopped")
+        raise Superseded(holder)
+    planned = job.shards_total > 0 and (work_dir(settings, job.id) / "products.jsonl").is_file()
+    control.update_job(job.id, resumed=job.resumed + 1, heartbeat_at=time.time())
+    log.warning("reindex %s: its runner stopped; resuming (%s)", job.id, "planned" if planned else "replan")
+    if not planned:
+        return None
+    done = control.shard_results(job.id)
+    return [shard for shard in range(job.shards_total) if shard not in done]
 
 
 def build_index(

@@ -14,7 +14,17 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from recsys.build.jobs import Control, JobRecord
-from recsys.build.pipeline import cancel_job, fail, run_job, start_job
+from recsys.build.pipeline import (
+    Superseded,
+    adopt,
+    cancel_job,
+    embed_shard,
+    fail,
+    finish,
+    orphans,
+    run_job,
+    start_job,
+)
 from recsys.errors import InvalidRequestError
 from recsys.model.encoder import Encoder
 from recsys.model.templates import Template
@@ -36,6 +46,10 @@ class JobRunner(Protocol):
         """Drop the queued work of a cancelled job (the pipeline also checks the cancel flag)."""
         ...
 
+    def resume(self, job: JobRecord, shards: list[int] | None) -> None:
+        """Run an adopted orphan on: embed ``shards`` then finish (``None``: plan it again first)."""
+        ...
+
 
 class ThreadRunner:
     """Runs each job in a background thread of this process: the embedded default, no broker needed."""
@@ -53,6 +67,25 @@ class ThreadRunner:
 
     def revoke(self, job: JobRecord) -> None:
         return None  # the thread sees the cancel flag before it publishes
+
+    def resume(self, job: JobRecord, shards: list[int] | None) -> None:
+        if shards is None:
+            self.launch(job.id)
+            return
+        thread = threading.Thread(
+            target=self._resume, args=(job.id, shards), daemon=True, name=f"resume-{job.id[:8]}"
+        )
+        thread.start()
+
+    def _resume(self, job_id: str, shards: list[int]) -> None:
+        try:
+            encoder, template = self.load()
+            for shard in shards:
+                embed_shard(self.settings, self.control, encoder, template, job_id, shard)
+            finish(self.settings, self.control, encoder, template, job_id)
+        except Exception as exc:
+            log.exception("reindex %s failed while resuming", job_id)
+            fail(self.settings, self.control, job_id, exc)
 
     def _run(self, job_id: str) -> None:
         try:
@@ -118,3 +151,18 @@ def cancel_reindex(settings: Settings, control: Control, runner: JobRunner, job_
     record = cancel_job(settings, control, job_id)
     runner.revoke(record)
     return record
+
+
+def resume_orphans(settings: Settings, control: Control, runner: JobRunner) -> list[str]:
+    """Pick up every job whose runner died (heartbeat stopped, lock expired): the shards not done run
+    again (the embedding cache makes a redone shard cheap) and the job publishes once. Returns the ids
+    resumed. Runs when a worker starts and periodically from beat; `recsys index resume` runs it too."""
+    resumed = []
+    for job in orphans(control):
+        try:
+            shards = adopt(settings, control, job)
+        except Superseded:
+            continue
+        runner.resume(job, shards)
+        resumed.append(job.id)
+    return resumed
