@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from recsys.build.jobs import JobRecord, make_control
-from recsys.build.pipeline import job_status
+from recsys.build.pipeline import build_index, job_status
 from recsys.build.runner import start_reindex
 from recsys.errors import ProductNotFoundError, ReindexRunningError, SettingsError
 from recsys.index.store import IndexStore
@@ -28,14 +30,14 @@ BROKER = "redis://127.0.0.1:6379/5"
 SHARD = 50
 
 
-def _flush() -> None:
+def _flush(url: str = BROKER) -> None:
     import redis
 
-    client = redis.Redis.from_url(BROKER)
+    client = redis.Redis.from_url(url)
     try:
         client.flushdb()
     except redis.ConnectionError:
-        pytest.skip(f"no Redis at {BROKER}")
+        pytest.skip(f"no Redis at {url}")
     finally:
         client.close()
 
@@ -183,32 +185,41 @@ def test_beat_schedule_comes_from_settings(tmp_path: Path) -> None:
         create_celery(settings.replace(reindex_cron="every night"))
 
 
+AMQP = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+def rabbitmq() -> str:
+    """The local RabbitMQ, its default queue emptied; skipped without one, except under CI, where the
+    tests that need it must run."""
+    import kombu
+
+    try:
+        with kombu.Connection(AMQP) as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+            conn.default_channel.queue_purge("celery")
+    except Exception as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs RabbitMQ at 127.0.0.1:5672: {exc}")
+        pytest.skip(f"no RabbitMQ at 127.0.0.1:5672: {exc}")
+    return AMQP
+
+
 def test_rabbitmq_broker_by_url(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, broker_url="amqp://guest:guest@127.0.0.1:5672//")
     with pytest.raises(SettingsError, match="RECSYS_RESULT_BACKEND"):
         create_celery(settings)
-    app = create_celery(settings.replace(result_backend=BROKER))
+    app = create_celery(settings.replace(result_backend=BROKER, broker_url=rabbitmq()))
     assert app.conf.broker_url.startswith("amqp://") and app.conf.result_backend == BROKER
     assert app.conf.task_serializer == "json" and app.conf.accept_content == ["json"]
     assert app.conf.task_acks_late and app.conf.task_reject_on_worker_lost
-    try:
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-    except Exception as exc:  # no RabbitMQ here: the configuration part above still ran
-        pytest.skip(f"no RabbitMQ at 127.0.0.1:5672: {exc}")
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
     assert conn.transport_cls in ("amqp", "pyamqp") or "amqp" in str(conn.transport_cls)
 
 
 def test_a_reindex_runs_through_rabbitmq(wsettings: Settings, small_catalogue: Path, tmp_path: Path) -> None:
     """The same pipeline on an AMQP broker (RabbitMQ), with Redis as the chord's result backend."""
-    import kombu
-
-    amqp = "amqp://guest:guest@127.0.0.1:5672//"
-    try:
-        with kombu.Connection(amqp) as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-    except Exception as exc:
-        pytest.skip(f"no RabbitMQ at 127.0.0.1:5672: {exc}")
+    amqp = rabbitmq()
     settings = wsettings.replace(
         data_dir=tmp_path / "data", broker_url=amqp, result_backend="redis://127.0.0.1:6379/4"
     )
@@ -223,3 +234,80 @@ def test_a_reindex_runs_through_rabbitmq(wsettings: Settings, small_catalogue: P
     assert status.status == "succeeded", status
     assert status.shards_total == 2
     assert IndexStore(settings.index_dir).current() == status.version
+
+
+@pytest.mark.slow
+def test_a_whole_worker_killed_mid_embedding_publishes_after_a_restart_unasked(
+    base_settings: Settings,
+    model_encoder: TransformerEncoder,
+    template: Template,
+    fixture_catalogue: Path,
+    small_catalogue: Path,
+    tmp_path: Path,
+) -> None:
+    """SIGKILL the whole worker (process group) while it embeds, on a Redis broker (whose lost task would
+    only come back after the visibility timeout): the restarted worker's orphan sweep resumes the job."""
+    settings = base_settings.replace(
+        data_dir=tmp_path / "data", broker_url="redis://127.0.0.1:6379/3", shard_size=10, torch_threads=1
+    )
+    _flush("redis://127.0.0.1:6379/3")
+    build_index(small_catalogue, settings=settings, encoder=model_encoder, template=template)
+    engine = Engine(settings, model_encoder, template)
+    served = engine.live().version
+    fresh = tmp_path / "fresh.jsonl"  # products no cache has seen: the shards do real work
+    fresh.write_text("\n".join(fixture_catalogue.read_text().splitlines()[800:900]) + "\n")
+    first = WorkerProcess(settings, tmp_path / "worker-1.log", concurrency=1)
+    job = submit(settings, fresh)["task_id"]
+    control = make_control(settings)
+    wait_for(lambda: job_status(control, job).shards_done >= 1, "a shard to be done", first)
+    first.kill()
+    assert job_status(control, job).status == "running"
+    assert engine.search("boots", k=3).to_list() and engine.live().version == served  # still serving
+    restarted = time.monotonic()
+    second = WorkerProcess(settings, tmp_path / "worker-2.log", concurrency=1)
+    try:
+        status = finished(settings, job, second)  # nobody asks again
+    finally:
+        second.stop()
+    assert status.status == "succeeded" and status.resumed >= 1, status
+    assert time.monotonic() - restarted < 120
+    engine.refresh()
+    assert engine.live().version == status.version and len(engine.index) == 100
+
+
+@pytest.mark.slow
+def test_a_whole_worker_killed_mid_upsert_loses_no_product(
+    base_settings: Settings,
+    model_encoder: TransformerEncoder,
+    template: Template,
+    small_catalogue: Path,
+    tmp_path: Path,
+) -> None:
+    """On RabbitMQ (the recommended broker) an unacknowledged task is requeued the moment its worker's
+    connection drops: the upsert a killed worker was running is applied by the next one."""
+    settings = base_settings.replace(
+        data_dir=tmp_path / "data", broker_url=rabbitmq(), result_backend="redis://127.0.0.1:6379/4"
+    )
+    build_index(small_catalogue, settings=settings, encoder=model_encoder, template=template)
+    engine = Engine(settings, model_encoder, template)
+    products = [
+        {"id": f"k-{i}", "title": f"Quokkaberry lamp number {i}", "description": "A lamp. " * 200}
+        for i in range(60)
+    ]
+    first = WorkerProcess(settings, tmp_path / "worker-1.log", concurrency=1)
+    app = create_celery(settings)
+    app.send_task("recsys.upsert_products", args=[products], ignore_result=True)
+    wait_for(lambda: b"recsys.upsert_products" in first.log.read_bytes(), "the upsert to start", first)
+    first.kill()
+    assert engine.search("boots", k=3).to_list()
+    second = WorkerProcess(settings, tmp_path / "worker-2.log", concurrency=1)
+    try:
+
+        def applied() -> bool:
+            engine.refresh()
+            return all(p["id"] in engine.delta.rows for p in products)
+
+        wait_for(applied, "the upsert to be redelivered and applied", second)
+    finally:
+        second.stop()
+    assert engine.product("k-59")["title"] == "Quokkaberry lamp number 59"

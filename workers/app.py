@@ -9,6 +9,7 @@ from celery import Celery
 from celery.schedules import crontab
 
 from recsys.build.jobs import Control, make_control
+from recsys.build.pipeline import ORPHAN_SWEEP_S
 from recsys.build.updates import DeltaWriter
 from recsys.errors import SettingsError
 from recsys.model.encoder import Encoder
@@ -17,7 +18,6 @@ from recsys.settings import Settings
 
 NIGHTLY = "nightly-reindex"
 SWEEP = "resume-orphans"
-ORPHAN_SWEEP_S = 60.0
 
 
 class WorkerContext:
@@ -115,9 +115,10 @@ def result_backend(settings: Settings) -> str:
 
 
 def beat_schedule(settings: Settings) -> dict[str, Any]:
-    """The orphan sweep every ORPHAN_SWEEP_S, and the nightly reindex of ``RECSYS_CATALOGUE_PATH`` on
-    ``RECSYS_REINDEX_CRON`` (none without a path)."""
-    schedule: dict[str, Any] = {SWEEP: {"task": "recsys.resume_orphans", "schedule": ORPHAN_SWEEP_S}}
+    """The orphan sweep every ORPHAN_SWEEP_S (workers also sweep on their own), and the nightly
+    reindex of ``RECSYS_CATALOGUE_PATH`` on ``RECSYS_REINDEX_CRON`` (none without a path)."""
+    sweep = {"task": "recsys.resume_orphans", "schedule": float(ORPHAN_SWEEP_S)}
+    schedule: dict[str, Any] = {SWEEP: sweep}
     if settings.catalogue_path is not None:
         schedule[NIGHTLY] = {
             "task": "recsys.reindex",

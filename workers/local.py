@@ -75,6 +75,12 @@ class WorkerProcess:
             os.kill(pid, signal.SIGKILL)
         return pids
 
+    def kill(self) -> None:
+        """SIGKILL the whole process group (main process and pool), as the OOM killer would."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+        self._fh.close()
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -83,7 +89,8 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
-        self._fh.close()
+        if not self._fh.closed:
+            self._fh.close()
 
 
 def wait_for(

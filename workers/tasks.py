@@ -8,6 +8,8 @@ without bookkeeping.
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import redis.exceptions
@@ -15,6 +17,7 @@ from celery import Task, chord, shared_task
 from celery.signals import worker_ready
 from celery.utils.log import get_task_logger
 
+from recsys.audit import run_audit
 from recsys.build import pipeline
 from recsys.build.runner import resume_orphans as resume
 from recsys.build.runner import start_reindex as start
@@ -114,7 +117,25 @@ def finish_reindex(self: Task, job_id: str) -> dict[str, Any]:
         result.manifest.counts.embedded,
         self.request.id,
     )
+    try:  # the nightly chain: audit what was just published; its failure never fails the reindex
+        audit_version.delay(result.version)
+    except Exception as exc:
+        log.warning("reindex %s: the audit of %s did not start: %s", job_id, result.version, exc)
     return {"job_id": job_id, "status": "succeeded", "version": result.version}
+
+
+@shared_task(name="recsys.audit", **RETRY)
+def audit_version(self: Task, version: str | None = None) -> dict[str, Any]:
+    """Audit a published version (default: the current one) and store the audit beside it."""
+    result, stored = run_audit(_context(self).settings, version)
+    log.info(
+        "audit of %s: %s in %.1fs (task %s)",
+        result.version,
+        result.counts,
+        result.seconds["total"],
+        self.request.id,
+    )
+    return {"version": result.version, "counts": result.counts, "stored": str(stored)}
 
 
 @shared_task(name="recsys.resume_orphans", **RETRY)
@@ -128,14 +149,22 @@ def resume_orphans(self: Task) -> dict[str, Any]:
 
 
 @worker_ready.connect
-def resume_after_a_restart(sender: Any, **kwargs: Any) -> None:
-    """A worker that starts looks for jobs a dead worker left: at once, and again once their locks
-    have had time to expire."""
+def sweep_for_orphans(sender: Any, **kwargs: Any) -> None:
+    """A worker that starts looks for jobs a dead worker left, at once and every ORPHAN_SWEEP_S from its
+    main process (beat sweeps too; with several sweepers, one adopts each orphan)."""
     app = sender.app
     if app.conf.task_always_eager:
         return
-    app.send_task("recsys.resume_orphans")
-    app.send_task("recsys.resume_orphans", countdown=pipeline.ORPHAN_AFTER_S + 5)
+
+    def sweep() -> None:
+        while True:
+            try:
+                app.send_task("recsys.resume_orphans", ignore_result=True)
+            except Exception:  # the broker is away: the next sweep tries again
+                log.warning("could not queue the orphan sweep", exc_info=True)
+            time.sleep(pipeline.ORPHAN_SWEEP_S)
+
+    threading.Thread(target=sweep, daemon=True, name="orphan-sweep").start()
 
 
 @shared_task(name="recsys.upsert_products", **RETRY)

@@ -38,9 +38,10 @@ from recsys.settings import Settings
 
 log = logging.getLogger(__name__)
 
-LOCK_TTL_S = 30  # a job's lock lives this long without a heartbeat: a dead runner frees it quickly
-HEARTBEAT_S = 5  # how often a running step renews the lock and stamps the record
+LOCK_TTL_S = 15  # a job's lock lives this long without a heartbeat: a dead runner frees it quickly
+HEARTBEAT_S = 3  # how often a running step renews the lock and stamps the record
 ORPHAN_AFTER_S = 2 * LOCK_TTL_S  # a job silent this long, with its lock gone, is an orphan
+ORPHAN_SWEEP_S = 15  # how often workers (and beat) look for orphans
 
 
 class Cancelled(Exception):
@@ -350,6 +351,8 @@ def adopt(settings: Settings, control: Control, job: JobRecord) -> list[int] | N
     """Take an orphan over: its lock again, and the shards still to embed (None: it must be planned
     again). A job whose catalogue another job has locked meanwhile is recorded as superseded and
     raises :class:`Superseded`."""
+    if control.acquire(f"adopt-{job.id}", uuid.uuid4().hex, int(ORPHAN_AFTER_S)) is not None:
+        raise Superseded("another sweeper")  # adopted by another sweeper moments ago
     holder = control.acquire(lock_key(job.catalogue), job.id, LOCK_TTL_S)
     if holder is not None:
         fail(settings, control, job.id, f"superseded by job {holder} after its runner stopped")
