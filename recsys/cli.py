@@ -61,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     listing = index.add_parser("list", help="list index versions (* marks the published one)")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=cmd_list)
+    resume = index.add_parser("resume", help="resume reindex jobs whose runner died (an orphan sweep)")
+    resume.set_defaults(func=cmd_resume)
     verify = index.add_parser("verify", help="check a version's files against its manifest (checksums)")
     verify.add_argument("version", nargs="?", help="the version (default: the published one)")
     verify.set_defaults(func=cmd_verify)
@@ -123,6 +125,17 @@ def _parser() -> argparse.ArgumentParser:
     es.add_argument("--rebuild", action="store_true", help="build a fresh index even if one matches")
     es.add_argument("--json", action="store_true")
     es.set_defaults(func=cmd_eval_similar)
+
+    audit = sub.add_parser(
+        "audit",
+        help="audit a published version: duplicates, misfiled products, contradictions, price outliers",
+    )
+    audit.add_argument("--version", help="the index version (default: the published one)")
+    audit.add_argument(
+        "--report", type=Path, metavar="DIR", help="also write the report (markdown, CSV, PNG) to DIR"
+    )
+    audit.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    audit.set_defaults(func=cmd_audit)
     return parser
 
 
@@ -264,6 +277,23 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     for row in rows if not args.json else []:
         mark = "*" if row["published"] else " "
         print(f"{mark} {row['version']}  {row['built_at']}  {row['products']} products  {row['model']}")
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
+    from recsys.build.jobs import make_control
+    from recsys.build.runner import ThreadRunner, resume_orphans
+    from recsys.factories import load_template, make_encoder
+
+    control = make_control(settings)
+    if settings.broker_url:
+        runner = _celery_runner(settings)
+    else:  # no workers: the work runs here, and the command waits for it
+        runner = ThreadRunner(
+            settings, control, lambda: (make_encoder(settings), load_template(settings)), True
+        )
+    resumed = resume_orphans(settings, control, runner)
+    print(f"resumed {len(resumed)} job(s)" + (": " + ", ".join(resumed) if resumed else ""))
     return 0
 
 
@@ -448,4 +478,27 @@ def cmd_eval_similar(args: argparse.Namespace, settings: Settings) -> int:
         bar.close()
     scores = result.scores.to_dict()
     print(json.dumps(scores) if args.json else "  ".join(f"{name} {value}" for name, value in scores.items()))
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    """The same function the ``recsys.audit`` task runs: audit, store beside the version, report."""
+    from recsys.audit import run_audit
+
+    result, stored = run_audit(settings, args.version)
+    if args.report is not None:
+        args.report.mkdir(parents=True, exist_ok=True)
+        for path in (stored / "report").iterdir():
+            (args.report / path.name).write_bytes(path.read_bytes())
+    if args.json:
+        out = result.to_dict()
+        print(
+            json.dumps({k: out[k] for k in ("version", "findings", "counts", "clusters")}, ensure_ascii=False)
+        )
+        return 0
+    counts = "  ".join(f"{kind} {n}" for kind, n in result.counts.items())
+    print(f"audited {result.version}: {result.products} products in {result.seconds['total']:.1f}s  {counts}")
+    for finding in result.findings[:10]:
+        print(f"  {finding.score:.3f}  {finding.kind:<13}  {' '.join(finding.ids[:4])}")
+    print(f"stored in {stored}" + (f"; report in {args.report}" if args.report else ""), file=sys.stderr)
     return 0

@@ -26,6 +26,10 @@ from recsys.query.service import Page, Service
 log = logging.getLogger(__name__)
 bp = APIBlueprint("public", __name__, tag="search")
 NOT_FOUND = {404: "no product with that id"}
+PROMETHEUS = "text/plain"
+METRICS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Prometheus text format", "content": {PROMETHEUS: {"schema": {"type": "string"}}}}
+}
 
 
 @dataclass
@@ -177,7 +181,7 @@ def readyz() -> Response:
 
 
 @bp.get("/metrics")
-@bp.doc(summary="Prometheus metrics", responses={200: "Prometheus text format"})
+@bp.doc(summary="Prometheus metrics", responses=METRICS)
 def metrics() -> Response:
     st = state()
     st.metrics.observe_runtime(st.engine.encoder.fallback is not None)
@@ -186,7 +190,7 @@ def metrics() -> Response:
         st.metrics.observe_index(live.version, live.base_size, len(live.delta))
     except RecsysError as exc:
         log.warning("metrics: no index to describe (%s)", exc)
-    return Response(st.metrics.render(), mimetype="text/plain; version=0.0.4; charset=utf-8")
+    return Response(st.metrics.render(), content_type=f"{PROMETHEUS}; version=0.0.4; charset=utf-8")
 
 
 def _runtime(engine: Engine) -> dict[str, Any]:

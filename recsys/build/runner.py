@@ -52,18 +52,25 @@ class JobRunner(Protocol):
 
 
 class ThreadRunner:
-    """Runs each job in a background thread of this process: the embedded default, no broker needed."""
+    """Runs each job in a background thread of this process: the embedded default, no broker needed.
+    ``inline``: in the calling thread instead (a command line that must wait for the work)."""
 
     name = "thread"
 
-    def __init__(self, settings: Settings, control: Control, load: ModelLoader) -> None:
+    def __init__(self, settings: Settings, control: Control, load: ModelLoader, inline: bool = False) -> None:
         self.settings = settings
         self.control = control
         self.load = load
+        self.inline = inline
+
+    def _start(self, target: Callable[..., None], *args: Any) -> None:
+        if self.inline:
+            target(*args)
+            return
+        threading.Thread(target=target, args=args, daemon=True, name=f"reindex-{str(args[0])[:8]}").start()
 
     def launch(self, job_id: str) -> None:
-        thread = threading.Thread(target=self._run, args=(job_id,), daemon=True, name=f"reindex-{job_id[:8]}")
-        thread.start()
+        self._start(self._run, job_id)
 
     def revoke(self, job: JobRecord) -> None:
         return None  # the thread sees the cancel flag before it publishes
@@ -72,10 +79,7 @@ class ThreadRunner:
         if shards is None:
             self.launch(job.id)
             return
-        thread = threading.Thread(
-            target=self._resume, args=(job.id, shards), daemon=True, name=f"resume-{job.id[:8]}"
-        )
-        thread.start()
+        self._start(self._resume, job.id, shards)
 
     def _resume(self, job_id: str, shards: list[int]) -> None:
         try:
