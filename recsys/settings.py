@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     hybrid_weight: float = Field(
         0.3, ge=0.0, le=1.0
     )  # weight of normalised BM25 in the fusion; 0 = dense only
-    short_vector_weight: float = Field(0.25, ge=0.0, le=1.0)  # weight of the attributes-and-title vector
+    short_vector_weight: float = Field(0.5, ge=0.0, le=1.0)  # weight of the attributes-and-title vector
     intent_weight: float = Field(0.1, ge=0.0, le=1.0)  # what a fully met set of soft constraints adds
     cache_ttl_s: int = Field(300, ge=0)
     cache: bool = True  # RECSYS_CACHE=off: every request is computed (the uncached benchmark)

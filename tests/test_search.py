@@ -54,10 +54,13 @@ def test_similar_never_returns_the_product_itself(full_engine: Engine) -> None:
     assert results[0]["category"][:2] == product["category"][:2]
 
 
-def test_colour_variants_are_each_others_nearest(model_engine: Engine) -> None:
-    # The generator makes p-00109, p-00216 and p-00815 colour variants of one duvet cover.
-    neighbours = [r["id"] for r in model_engine.similar("p-00109", k=3).to_list()]
-    assert neighbours[0] in {"p-00216", "p-00815"}
+def test_similar_items_share_type_and_colour_and_colour_variants_are_near(model_engine: Engine) -> None:
+    # The generator makes p-00109, p-00216 and p-00815 colour variants of one white duvet cover. The similar
+    # template puts gender and leaf category first, then the colour, then the title (measured on myntra).
+    neighbours = model_engine.similar("p-00109", k=5).to_list()
+    assert all(n["category"][-1] == "Duvet Covers" for n in neighbours)
+    assert neighbours[0]["attributes"]["colour"] == "white"
+    assert {"p-00216", "p-00815"} & {n["id"] for n in neighbours}
 
 
 def test_recommend_from_a_cart(full_engine: Engine) -> None:

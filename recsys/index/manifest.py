@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from recsys.model.templates import Template
 
 MANIFEST = "manifest.json"
-FORMAT = 4  # 2: bands.json, typed manifest; 3: bands.npy, vocabulary.json; 4: file sizes and checksums
+FORMAT = 5  # 3: bands.npy, vocabulary.json; 4: file sizes and checksums; 5: word and 3-gram BM25
 
 
 class Identity(BaseModel):

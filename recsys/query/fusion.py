@@ -19,8 +19,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Fusion:
-    lexical_weight: float = 0.3
-    short_weight: float = 0.25
+    lexical_weight: float = 0.5
+    short_weight: float = 0.5
     intent_weight: float = 0.1
 
 
