@@ -51,9 +51,7 @@ class Settings(BaseSettings):
     target_recall: float = Field(0.98, ge=0.5, le=1.0)
     keep_versions: int = Field(5, ge=1)
     exact_filter_fraction: float = Field(0.25, ge=0.0, le=1.0)
-    hybrid_weight: float = Field(
-        0.3, ge=0.0, le=1.0
-    )  # weight of normalised BM25 in the fusion; 0 = dense only
+    hybrid_weight: float = Field(0.5, ge=0.0, le=1.0)  # weight of the lexical score; 0: dense only
     short_vector_weight: float = Field(0.5, ge=0.0, le=1.0)  # weight of the attributes-and-title vector
     intent_weight: float = Field(0.1, ge=0.0, le=1.0)  # what a fully met set of soft constraints adds
     cache_ttl_s: int = Field(300, ge=0)
