@@ -26,7 +26,7 @@ from typing import Any
 from recsys.build.assemble import BuildResult, Phase, assemble, check_build, publish
 from recsys.build.jobs import Control, JobRecord, make_control
 from recsys.build.ledger import carry_over, fold, install_folded
-from recsys.build.texts import embed, embedding_cache, render
+from recsys.build.texts import embed_rendered, embedding_cache, render
 from recsys.catalogue import Product, RowError, load_catalogue, price_bands
 from recsys.errors import BuildError, JobNotFoundError, ReindexRunningError
 from recsys.index import deltalog
@@ -194,9 +194,7 @@ def embed_shard(
         bands = json.loads((work_dir(settings, job_id) / "bands.json").read_text())
         rendered = render(part, template, bands)
         cache = embedding_cache(settings, encoder)
-        _, embedded_search = embed(rendered.search, encoder, cache=cache)
-        _, embedded_similar = embed(rendered.similar, encoder, cache=cache)
-        embedded = embedded_search + embedded_similar
+        _, _, embedded = embed_rendered(rendered, encoder, cache=cache)
         control.shard_done(job_id, shard, embedded)
         results = control.shard_results(job_id)
         _touch(control, job_id, shards_done=len(results), embedded=sum(results.values()))
@@ -257,9 +255,8 @@ def _finish(
         rendered = render(products, template)
         cache = embedding_cache(settings, encoder)
         # all cache hits, unless a shard's work was lost: then it is embedded here
-        search_vectors, late_search = embed(rendered.search, encoder, cache=cache)
-        similar_vectors, late_similar = embed(rendered.similar, encoder, cache=cache)
-        embedded = sum(control.shard_results(job_id).values()) + late_search + late_similar
+        search_vectors, similar_vectors, late = embed_rendered(rendered, encoder, cache=cache)
+        embedded = sum(control.shard_results(job_id).values()) + late
         store = IndexStore(settings.index_dir)
         with store.staging() as staged:
             manifest = assemble(

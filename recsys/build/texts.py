@@ -58,5 +58,14 @@ def embed(
     return out, len(missing)
 
 
+def embed_rendered(
+    rendered: Rendered, encoder: Encoder, cache: EmbeddingCache | None = None
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Both templates' vectors from one length-sorted stream (a text both templates render alike, such
+    as a bare title, is embedded once). Returns (search, similar, texts run through the model)."""
+    vectors, embedded = embed([*rendered.search, *rendered.similar], encoder, cache=cache)
+    return vectors[: len(rendered.search)], vectors[len(rendered.search) :], embedded
+
+
 def embedding_cache(settings: Settings, encoder: Encoder) -> EmbeddingCache:
     return EmbeddingCache(settings.resolved_embeddings_dir, encoder.identity, encoder.dim)

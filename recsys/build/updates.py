@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from recsys.build.texts import embed, embedding_cache, render
+from recsys.build.texts import embed_rendered, embedding_cache, render
 from recsys.catalogue import PriceBands, RowError, validate_rows
 from recsys.errors import IndexNotFoundError, InvalidRequestError
 from recsys.index import deltalog
@@ -66,8 +66,7 @@ class DeltaWriter:
         version = self._current()
         bands = PriceBands.load(self.store.path(version) / "bands.json").assign(loaded.products)
         rendered = render(loaded.products, self.template, bands)
-        search_vectors, _ = embed(rendered.search, self.encoder, cache=self.cache)
-        similar_vectors, _ = embed(rendered.similar, self.encoder, cache=self.cache)
+        search_vectors, similar_vectors, _ = embed_rendered(rendered, self.encoder, cache=self.cache)
         ops = [
             {"op": "upsert", "id": p.id, "product": p.to_dict(), "row": row}
             for row, p in enumerate(loaded.products)
