@@ -3,8 +3,8 @@
     .venv/bin/python bench/load.py [--catalogue PATH] [--seconds 20] [--concurrency 2 4] [--generator wrk]
 
 Builds (or reuses) an index under ``--data-dir`` (outside the repository) and starts the ``web``
-process once per scenario: the baseline (no cache, queries encoded by torch), uncached (no cache,
-queries on ONNX Runtime, the default), uncached_int8 (the same with ``RECSYS_QUERY_RUNTIME=onnx-int8``)
+process once per scenario: the baseline (no cache, queries encoded by torch), uncached_exact (no
+cache, queries on ONNX Runtime with float32 weights), uncached (no cache, the default: int8 weights)
 and cached (Redis). Each runs at every ``--concurrency`` for ``--seconds``;
 the load comes from wrk when it is installed (``apt-get install wrk``), else from Python keep-alive
 threads. Writes ``bench/results/load.json``. The generator shares the machine's CPUs with the server.
@@ -232,8 +232,8 @@ def run_wrk(port: int, queries: list[str], seconds: float, concurrency: int) -> 
 SCENARIOS: dict[str, dict[str, str]] = {
     # The baseline: nothing cached, queries encoded by torch (what a plain transformers server does).
     "uncached_torch": {"RECSYS_CACHE": "off", "RECSYS_QUERY_RUNTIME": "torch"},
-    "uncached": {"RECSYS_CACHE": "off"},
-    "uncached_int8": {"RECSYS_CACHE": "off", "RECSYS_QUERY_RUNTIME": "onnx-int8"},
+    "uncached_exact": {"RECSYS_CACHE": "off", "RECSYS_QUERY_RUNTIME": "onnx"},
+    "uncached": {"RECSYS_CACHE": "off"},  # the default query path: ONNX Runtime with int8 weights
     "cached": {},
 }
 
