@@ -5,11 +5,11 @@ kind of CPU a query takes about 10 ms in torch and under 4 ms in ONNX Runtime, w
 (to 1e-5). ``int8``, the default, quantises the weights per channel: about 1.6 ms a query, vectors
 within cosine 0.986 of the exact ones, and at most 0.003 nDCG@10 lost on any development set
 (crowdflower 0.8258 against 0.8280, homedepot 0.3989 against 0.3992; ``RECSYS_QUERY_RUNTIME=onnx``
-gives the exact vectors). Documents stay on torch, the reference path. The export is a derived artifact keyed by the model's identity, made by
-the first process that needs it (never before a fork: it runs the model) and published with an
-atomic rename. If ONNX Runtime is missing or the export fails, queries
-fall back to torch: the failure is logged once and :attr:`OnnxQueryEncoder.fallback` says why, which
-``/readyz`` and ``/metrics`` report.
+gives the exact vectors). Documents stay on torch, the reference path. The export is a derived
+artifact keyed by the model's identity, made by the first process that needs it (never before a
+fork: it runs the model) and published with an atomic rename. If ONNX Runtime is missing or the
+export fails, queries fall back to torch: the failure is logged once and
+:attr:`OnnxQueryEncoder.fallback` says why, which ``/readyz`` and ``/metrics`` report.
 """
 
 from __future__ import annotations
