@@ -37,7 +37,7 @@ def test_manifest_records_how_the_index_was_built(full_build: tuple[Settings, Bu
         "version",
     ):
         assert key in manifest, key
-    assert manifest["dim"] == 384 and manifest["metric"] == "angular" and manifest["format"] == 5
+    assert manifest["dim"] == 384 and manifest["metric"] == "angular" and manifest["format"] == 6
     assert manifest["counts"]["products"] == 1200
     assert {"annoy", "torch", "transformers", "numpy"} <= set(manifest["versions"])
     for space in ("search", "similar"):

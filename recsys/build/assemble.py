@@ -32,9 +32,11 @@ from recsys.index.ann import (
 )
 from recsys.index.lexical import Lexical
 from recsys.index.manifest import Counts, Identity, Manifest, SpaceTuning
+from recsys.index.products import write_products
 from recsys.index.store import IndexStore
 from recsys.model.encoder import Encoder
 from recsys.model.templates import Template
+from recsys.query.filters import FilterColumns
 from recsys.settings import Settings
 
 TUNING_QUERIES = 200
@@ -68,9 +70,10 @@ def assemble(
     if not products:
         raise BuildError("the catalogue has no valid product; nothing to index")
     say = phase or (lambda _: None)
-    with (staged / "products.jsonl").open("w", encoding="utf-8") as fh:
-        for product in products:
-            fh.write(json.dumps(product.to_dict(), ensure_ascii=False) + "\n")
+    rows = [product.to_dict() for product in products]
+    write_products(rows, staged)
+    FilterColumns.of(rows).save(staged / "columns")
+    del rows
     with (staged / "rejected.jsonl").open("w", encoding="utf-8") as fh:
         for error in errors:
             fh.write(json.dumps({"line": error.line, "id": error.product_id, "reason": error.reason}) + "\n")

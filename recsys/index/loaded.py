@@ -3,7 +3,6 @@ BM25, and what the build learned of the catalogue (price bands, attribute vocabu
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from recsys.errors import IndexCorruptError
 from recsys.index.ann import AnnBackend, Hits, exact_top, load_annoy, load_vectors, make_backend
 from recsys.index.lexical import Lexical
 from recsys.index.manifest import Identity, Manifest
+from recsys.index.products import ProductStore, RowsById
 from recsys.query.filters import FilterColumns, Filters
 
 SPACES = ("search", "similar")
@@ -59,10 +59,9 @@ class LoadedIndex:
             self.spaces[name] = VectorSpace(
                 vectors, make_backend(annoy, vectors, self.manifest.tuning[name].search_k)
             )
-        with (self.path / "products.jsonl").open(encoding="utf-8") as fh:
-            self.products: list[dict[str, object]] = [json.loads(line) for line in fh]
-        self.rows = {str(p["id"]): row for row, p in enumerate(self.products)}
-        self.columns = FilterColumns(self.products)
+        self.products = ProductStore(self.path)
+        self.rows = RowsById(self.products)
+        self.columns = FilterColumns.load(self.path / "columns")
         self.lexical = Lexical.load(self.path / "lexical")
         self.bands = PriceBands.load(self.path / "bands.json")
         self.band = np.load(self.path / "bands.npy")  # each product's band in its category; -1: no price

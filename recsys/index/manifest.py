@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from recsys.model.templates import Template
 
 MANIFEST = "manifest.json"
-FORMAT = 5  # 3: bands.npy, vocabulary.json; 4: file sizes and checksums; 5: word and 3-gram BM25
+FORMAT = 6  # 4: file sizes and checksums; 5: word and 3-gram BM25; 6: memory-mapped products and columns
 
 
 class Identity(BaseModel):

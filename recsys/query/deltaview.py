@@ -62,5 +62,5 @@ class DeltaView:
         if live:
             view.search = np.stack([item[1] for _, item in live]).astype(np.float32)
             view.similar = np.stack([item[2] for _, item in live]).astype(np.float32)
-            view.columns = FilterColumns(view.products)
+            view.columns = FilterColumns.of(view.products)
         return view

@@ -5,15 +5,18 @@ Requests are validated into :class:`Filters` at the edge (:mod:`recsys.query.req
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 ATTR_PREFIX = "attr."
+COLUMNS = ("price", "stock", "indptr", "rows")
 
 
 @dataclass(frozen=True)
@@ -43,17 +46,34 @@ class Filters:
 
 
 class FilterColumns:
-    """Per-product columns and inverted lists, so a filter's mask costs a few vector operations."""
+    """Per-product columns and inverted lists, so a filter's mask costs a few vector operations.
 
-    def __init__(self, products: Sequence[Mapping[str, Any]]) -> None:
-        self.size = len(products)
-        self.price = np.array(
+    The inverted lists are one CSR structure (keys → ``indptr`` → ``rows``); a build saves it with the
+    version and servers load it memory-mapped, shared by every worker.
+    """
+
+    def __init__(
+        self,
+        price: np.ndarray,
+        stock: np.ndarray,
+        keys: dict[tuple[str, ...], int],
+        indptr: np.ndarray,
+        rows: np.ndarray,
+    ) -> None:
+        self.size = len(price)
+        self.price = price  # NaN: no price
+        self.stock = stock  # 1 in stock, 0 out of stock, -1 unknown
+        self.keys = keys
+        self.indptr = indptr
+        self.rows = rows
+
+    @classmethod
+    def of(cls, products: Sequence[Mapping[str, Any]]) -> FilterColumns:
+        price = np.array(
             [p.get("price", math.nan) if p.get("price") is not None else math.nan for p in products],
             dtype=np.float64,
         )
-        stock = [p.get("in_stock") for p in products]
-        self.in_stock = np.array([s is True for s in stock], dtype=bool)
-        self.out_of_stock = np.array([s is False for s in stock], dtype=bool)
+        stock = np.array([_stock(p.get("in_stock")) for p in products], dtype=np.int8)
         postings: dict[tuple[str, ...], list[int]] = defaultdict(list)
         for row, product in enumerate(products):
             category = tuple(c.lower() for c in product.get("category") or ())
@@ -64,7 +84,34 @@ class FilterColumns:
             for name, value in (product.get("attributes") or {}).items():
                 for item in value if isinstance(value, list) else [value]:
                     postings[("attr", name.lower(), _norm_value(item))].append(row)
-        self._postings = {key: np.array(rows, dtype=np.int64) for key, rows in postings.items()}
+        keys = {key: n for n, key in enumerate(postings)}
+        lengths = [len(rows) for rows in postings.values()]
+        indptr = np.zeros(len(keys) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        rows = np.fromiter(
+            (r for found in postings.values() for r in found), dtype=np.int64, count=indptr[-1]
+        )
+        return cls(price, stock, keys, indptr, rows)
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in COLUMNS:
+            np.save(folder / f"{name}.npy", getattr(self, name))
+        keys = [list(key) for key in self.keys]
+        (folder / "keys.json").write_text(json.dumps(keys, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path) -> FilterColumns:
+        arrays = {
+            name: np.load(folder / f"{name}.npy", mmap_mode="r")
+            for name in ("price", "stock", "indptr", "rows")
+        }
+        keys = json.loads((folder / "keys.json").read_text(encoding="utf-8"))
+        return cls(keys={tuple(key): n for n, key in enumerate(keys)}, **arrays)
+
+    def postings(self, key: tuple[str, ...]) -> np.ndarray | None:
+        n = self.keys.get(key)
+        return None if n is None else self.rows[self.indptr[n] : self.indptr[n + 1]]
 
     def mask(self, filters: Filters) -> np.ndarray:
         mask = np.ones(self.size, dtype=bool)
@@ -76,7 +123,7 @@ class FilterColumns:
         for name, value in filters.attributes.items():
             keys.append(("attr", name, _norm_value(value)))
         for key in keys:
-            rows = self._postings.get(key)
+            rows = self.postings(key)
             if rows is None:
                 return np.zeros(self.size, dtype=bool)
             selected = np.zeros(self.size, dtype=bool)
@@ -86,11 +133,13 @@ class FilterColumns:
             mask &= self.price >= filters.price_min  # NaN (no price) never matches a price bound
         if filters.price_max is not None:
             mask &= self.price <= filters.price_max
-        if filters.in_stock is True:
-            mask &= self.in_stock
-        elif filters.in_stock is False:
-            mask &= self.out_of_stock
+        if filters.in_stock is not None:
+            mask &= self.stock == (1 if filters.in_stock else 0)
         return mask
+
+
+def _stock(value: Any) -> int:
+    return 1 if value is True else (0 if value is False else -1)
 
 
 def _norm_value(value: Any) -> str:
