@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 export RECSYS_DATA_DIR ?= var
 
-.PHONY: install run index test test-fast lint bench clean
+.PHONY: install run index test test-fast lint bench report clean
 
 install: $(VENV)/.installed
 
@@ -40,6 +40,22 @@ bench: install
 	$(PY) bench/relevance.py
 	$(PY) bench/reindex.py --products 5000
 	$(PY) bench/load.py --seconds 15 --concurrency 2 4 8
+
+# Evaluation reports of every set of $(DATA) that is present (absent sets are skipped with a message).
+DATA ?= ../shared/data
+REPORTS ?= bench/results
+
+report: install
+	@for set in crowdflower homedepot; do \
+		if [ -f $(DATA)/$$set/catalogue.jsonl ]; then \
+			$(VENV)/bin/recsys eval --catalogue $(DATA)/$$set/catalogue.jsonl --queries $(DATA)/$$set/queries.tsv \
+				--qrels $(DATA)/$$set/qrels.tsv --mode all --report $(REPORTS)/report-$$set || exit 1; \
+		else echo "report: skipped $$set: $(DATA)/$$set/catalogue.jsonl is not here"; fi; \
+	done
+	@if [ -f $(DATA)/myntra/catalogue.jsonl ]; then \
+		$(VENV)/bin/recsys eval-similar --catalogue $(DATA)/myntra/catalogue.jsonl --same category,gender \
+			--grade2 colour --report $(REPORTS)/report-myntra || exit 1; \
+	else echo "report: skipped myntra: $(DATA)/myntra/catalogue.jsonl is not here"; fi
 
 clean:
 	rm -rf $(VENV) var

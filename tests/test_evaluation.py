@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from recsys.errors import CatalogueError
-from recsys.evaluation.metrics import evaluate, read_qrels, read_queries
+from recsys.evaluation.metrics import coverage, evaluate, read_qrels, read_queries
 
 
 def test_metrics_match_hand_computed_values() -> None:
@@ -38,8 +38,41 @@ def test_perfect_ranking_scores_one() -> None:
 
 
 def test_a_query_with_no_results_counts_as_zero() -> None:
-    scores = evaluate({}, {"q": {"a": 4, "b": 1}})
+    scores = evaluate({"q": []}, {"q": {"a": 4, "b": 1}})
     assert (scores.ndcg_at_10, scores.recall_at_100, scores.mrr_at_10) == (0.0, 0.0, 0.0)
+    assert scores.queries == 1 and scores.ndcg_per_query == {"q": 0.0}
+
+
+def test_exactly_the_asked_queries_are_scored() -> None:
+    """A qrels file that also judges queries nobody asked must not average them in as zeros."""
+    qrels = {
+        "asked": {"a": 4, "b": 1},
+        "other1": {"x": 4},  # judged, not asked: left out (it used to count as a zero)
+        "other2": {"y": 3, "z": 1},
+    }
+    runs = {"asked": ["b", "a"], "unjudged": ["a"]}  # "unjudged": asked, no judgement: excluded
+    scores = evaluate(runs, qrels)
+    ndcg = (3 / math.log2(3)) / 3  # gain 3 at rank 2, ideal 3 at rank 1
+    assert scores.ndcg_at_10 == pytest.approx(ndcg)
+    assert scores.recall_at_100 == pytest.approx(1.0)
+    assert scores.mrr_at_10 == pytest.approx(0.5)
+    assert scores.queries == 1 and set(scores.ndcg_per_query) == {"asked"}
+    # the grade scale is the whole file's, whichever queries are asked
+    assert evaluate({"other2": ["y"]}, qrels).mrr_at_10 == 0.0  # 3 is not the top grade (4)
+    assert evaluate({"other2": ["y"]}, qrels).recall_at_100 == pytest.approx(1.0)  # 3 >= 4 - 3/3
+
+    covered = coverage(runs, qrels)
+    assert (covered.asked, covered.scored, covered.unasked, covered.unjudged) == (2, 1, 2, 1)
+    assert "1 asked queries have no judgement" in covered.message()
+    assert "2 judged queries were not asked" in covered.message()
+
+
+def test_per_query_ndcg_matches_the_mean() -> None:
+    qrels = {"q1": {"a": 2, "b": 1}, "q2": {"c": 2, "d": 0}, "q3": {"e": 0}}
+    scores = evaluate({"q1": ["b", "a"], "q2": ["c"], "q3": ["e"]}, qrels)
+    assert set(scores.ndcg_per_query) == {"q1", "q2"}  # q3 has no product with a gain
+    assert scores.ndcg_per_query["q2"] == pytest.approx(1.0)
+    assert scores.ndcg_at_10 == pytest.approx(sum(scores.ndcg_per_query.values()) / 2)
 
 
 def test_a_single_grade_means_every_judged_product_is_relevant() -> None:

@@ -4,16 +4,19 @@
 - Recall@100 where relevant = the top third of the grade range (grade ≥ max − (max − min)/3);
 - MRR@10 of the first product with the top grade.
 
-Each metric is averaged over the queries that have at least one relevant product under its own
-definition (trec_eval's convention). Unjudged products count as not relevant.
+Exactly the queries that were asked (the keys of the runs) are scored: judged queries that were not
+asked are left out, and asked queries without a judgement are excluded (:func:`coverage` counts
+both, for the caller to report). The grade scale is read from the whole qrels file. Each metric is
+averaged over the scored queries that have at least one relevant product under its own definition
+(trec_eval's convention). Unjudged products count as not relevant.
 """
 
 from __future__ import annotations
 
 import csv
 import warnings
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from recsys.errors import CatalogueError
@@ -27,7 +30,9 @@ class Scores:
     ndcg_at_10: float
     recall_at_100: float
     mrr_at_10: float
-    queries: int
+    queries: int  # asked queries with a judgement
+    # nDCG@10 of each query that has a product with a gain (the report's distribution and worst queries)
+    ndcg_per_query: Mapping[str, float] = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, float | int]:
         return {
@@ -36,6 +41,28 @@ class Scores:
             "mrr@10": round(self.mrr_at_10, 4),
             "queries": self.queries,
         }
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How the asked queries and the judged ones overlap."""
+
+    asked: int
+    scored: int  # asked and judged
+    unasked: int  # judged, not asked: left out
+    unjudged: int  # asked, not judged: excluded from the averages
+
+    def message(self) -> str:
+        return (
+            f"scored {self.scored} of {self.asked} asked queries; {self.unjudged} asked queries have no "
+            f"judgement (excluded); {self.unasked} judged queries were not asked (left out)"
+        )
+
+
+def coverage(asked: Iterable[str], qrels: Qrels) -> Coverage:
+    asked = set(asked)
+    scored = len(asked & qrels.keys())
+    return Coverage(len(asked), scored, len(qrels) - scored, len(asked) - scored)
 
 
 def read_queries(path: Path) -> dict[str, str]:
@@ -55,7 +82,9 @@ def read_qrels(path: Path) -> Qrels:
 
 
 def evaluate(runs: Mapping[str, Ranking], qrels: Qrels) -> Scores:
-    """Score ranked product ids per query against graded judgements."""
+    """Score ranked product ids per query against graded judgements: exactly the queries of ``runs``
+    (an asked query that found nothing is ``[]``); those without a judgement are excluded. A metric
+    no scored query has a relevant product for is 0.0."""
     from ranx import Qrels as RanxQrels
     from ranx import Run as RanxRun
     from ranx import evaluate as ranx_evaluate
@@ -67,32 +96,36 @@ def evaluate(runs: Mapping[str, Ranking], qrels: Qrels) -> Scores:
     if low == high:  # one grade only: every judged product is relevant
         low = high - 1
     threshold = high - (high - low) / 3
+    asked = {q: judged for q, judged in qrels.items() if q in runs}
 
-    def binarised(keep: Callable[[float], float]) -> RanxQrels:
-        picked = {q: {p: keep(g) for p, g in judged.items() if keep(g) > 0} for q, judged in qrels.items()}
-        return RanxQrels({q: judged for q, judged in picked.items() if judged})
+    def binarised(keep: Callable[[float], float]) -> dict[str, dict[str, float]]:
+        picked = {q: {p: keep(g) for p, g in judged.items() if keep(g) > 0} for q, judged in asked.items()}
+        return {q: judged for q, judged in picked.items() if judged}
 
     # Rank-derived scores keep the given order exactly (no tie-breaking by id inside ranx).
     run_dict = {
-        q: {pid: float(len(ranking) - i) for i, pid in enumerate(ranking)}
-        for q, ranking in runs.items()
-        if q in qrels
+        q: {pid: float(len(runs[q]) - i) for i, pid in enumerate(runs[q])} or {"__none__": 0.0} for q in asked
     }
-    for q in qrels:
-        run_dict.setdefault(q, {})
-    run_dict = {q: r if r else {"__none__": 0.0} for q, r in run_dict.items()}
-    run = RanxRun(run_dict)
-    results = {}
+    results: dict[str, float] = {}
+    per_query: dict[str, float] = {}
     for metric, judged in (
         ("ndcg@10", binarised(lambda g: g - low)),
         ("recall@100", binarised(lambda g: 1.0 if g >= threshold else 0.0)),
         ("mrr@10", binarised(lambda g: 1.0 if g >= high else 0.0)),
     ):
+        if not judged:  # no scored query has a relevant product under this metric
+            results[metric] = 0.0
+            continue
+        run = RanxRun({q: run_dict[q] for q in judged})
         with warnings.catch_warnings():
             # numba warns while it compiles ranx's kernels (first use only): noise, not a problem.
             warnings.filterwarnings("ignore", message="unsafe cast")
-            results[metric] = float(ranx_evaluate(judged, run, metric, make_comparable=True))
-    return Scores(results["ndcg@10"], results["recall@100"], results["mrr@10"], len(run_dict))
+            results[metric] = float(ranx_evaluate(RanxQrels(judged), run, metric, make_comparable=True))
+        if metric == "ndcg@10":
+            per_query = {str(q): float(v) for q, v in run.scores[metric].items()}
+    return Scores(
+        results["ndcg@10"], results["recall@100"], results["mrr@10"], len(run_dict), ndcg_per_query=per_query
+    )
 
 
 def _read_tsv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
