@@ -97,3 +97,9 @@ class QueueUnavailableError(RecsysError):
 
     code = "queue_unavailable"
     retry_after_s = 30
+
+
+class AuditNotFoundError(RecsysError):
+    """No audit of the requested (or the published) index version is stored."""
+
+    code = "audit_not_found"

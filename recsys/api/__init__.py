@@ -44,6 +44,7 @@ def create_app(
     process that serves it (gunicorn forks after this returns).
     """
     from recsys.api import admin as admin_views
+    from recsys.api import audit as audit_views
     from recsys.api import errors, views
     from recsys.api.metrics import Metrics
     from recsys.api.schemas import ErrorReply
@@ -96,6 +97,7 @@ def create_app(
     )
     app.register_blueprint(views.bp)
     app.register_blueprint(admin_views.bp)
+    app.register_blueprint(audit_views.bp)
     errors.register(app)
 
     @app.before_request

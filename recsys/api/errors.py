@@ -8,6 +8,7 @@ from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
 from recsys.errors import (
+    AuditNotFoundError,
     BuildError,
     CatalogueError,
     IndexMismatchError,
@@ -27,6 +28,7 @@ STATUS: dict[type[RecsysError], int] = {
     CatalogueError: 400,
     ProductNotFoundError: 404,
     JobNotFoundError: 404,
+    AuditNotFoundError: 404,
     ReindexRunningError: 409,
     BuildError: 409,
     IndexNotFoundError: 503,

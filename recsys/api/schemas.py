@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from recsys.audit.service import FINDING_KINDS, MAX_PER_PAGE, PER_PAGE, check_kind
 from recsys.build.updates import MAX_BATCH
+from recsys.errors import InvalidRequestError
 
 
 class Strict(BaseModel):
@@ -137,3 +139,67 @@ class ErrorDetail(BaseModel):
 
 class ErrorReply(Stamped):
     error: ErrorDetail
+
+
+class AuditQuery(Strict):
+    """``GET /v1/audit``."""
+
+    version: str | None = Field(None, description="an index version (default: the published one)")
+
+
+class AuditFindingsQuery(AuditQuery):
+    """``GET /v1/audit/findings``: one kind (or every defect), a page of them."""
+
+    kind: str | None = Field(
+        None,
+        description=f"one of {', '.join(FINDING_KINDS)} (default: every defect, best first)",
+        json_schema_extra={"enum": list(FINDING_KINDS)},
+    )
+    page: int = Field(1, ge=1, description="the page, from 1 to the answer's pages")
+    per_page: int = Field(
+        PER_PAGE, ge=1, le=MAX_PER_PAGE, description=f"findings per page, 1..{MAX_PER_PAGE}"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check(cls, data: Any) -> Any:
+        """Out-of-range or malformed values are refused with the range, before pydantic sees them."""
+        if not isinstance(data, dict):
+            return data
+        check_kind(data.get("kind"))
+        out = dict(data)
+        for name, low, high in (("page", 1, None), ("per_page", 1, MAX_PER_PAGE)):
+            if name not in out:
+                continue
+            value = str(out[name]).strip()
+            number = int(value) if value.lstrip("+").isdigit() else None
+            if number is None or number < low or (high is not None and number > high):
+                must = f"an integer >= {low}" if high is None else f"an integer in {low}..{high}"
+                raise InvalidRequestError(f"{name} must be {must}, got {out[name]!r}", param=name)
+            out[name] = number
+        return out
+
+
+class AuditSummary(Stamped):
+    model_config = ConfigDict(extra="allow")
+
+    version: str
+    created_at: str
+    products: int
+    counts: dict[str, int] = Field(description="findings per kind")
+    clusters: int = Field(description="clusters found inside the large categories")
+    thresholds: dict[str, Any]
+    seconds: dict[str, float] = Field(description="time per check, and in total")
+
+
+class AuditPage(Stamped):
+    version: str
+    kind: str | None
+    page: int
+    per_page: int
+    pages: int
+    total: int
+    findings: list[dict[str, Any]] = Field(
+        description="findings {kind, ids, score, evidence, suggested_category?, field?}, best first; "
+        "clusters {kind: cluster, category, label, size, share, terms, examples, ids} for kind=cluster"
+    )
