@@ -92,3 +92,15 @@ def test_reading_tsv_files(tmp_path: Path) -> None:
     (tmp_path / "nohead.tsv").write_text("1\tp1\t3\n")
     with pytest.raises(CatalogueError, match="header"):
         read_qrels(tmp_path / "nohead.tsv")
+
+
+def test_fractional_grades_are_not_truncated() -> None:
+    """homedepot's mean ratings (1.33, 2.67, ...): ranx keeps integers, so gains must be scaled, not cut."""
+    qrels = {"q": {"a": 1.0, "b": 2.67, "c": 1.33, "d": 2.33}}
+    # gains 0, 1.67, 0.33, 1.33; returned order a, c, b, d
+    dcg = 0.0 + 0.33 / math.log2(3) + 1.67 / math.log2(4) + 1.33 / math.log2(5)
+    ideal = 1.67 + 1.33 / math.log2(3) + 0.33 / math.log2(4)
+    scores = evaluate({"q": ["a", "c", "b", "d"]}, qrels)
+    assert scores.ndcg_at_10 == pytest.approx(dcg / ideal, abs=1e-3)
+    # recall: the top third of the range 1..3 is 2.33 and above, as DATA.md says; b and d both count
+    assert evaluate({"q": ["b"]}, qrels).recall_at_100 == pytest.approx(0.5)

@@ -81,6 +81,10 @@ def read_qrels(path: Path) -> Qrels:
     return qrels
 
 
+GAIN_SCALE = 1000  # nDCG is a ratio of gains: a common scale changes nothing but integer rounding
+GRADE_PRECISION = 0.005
+
+
 def evaluate(runs: Mapping[str, Ranking], qrels: Qrels) -> Scores:
     """Score ranked product ids per query against graded judgements: exactly the queries of ``runs``
     (an asked query that found nothing is ``[]``); those without a judgement are excluded. A metric
@@ -95,7 +99,8 @@ def evaluate(runs: Mapping[str, Ranking], qrels: Qrels) -> Scores:
     low, high = min(grades), max(grades)
     if low == high:  # one grade only: every judged product is relevant
         low = high - 1
-    threshold = high - (high - low) / 3
+    # the top third of the range; grades are written with two decimals (2.33 for 7/3), so within 0.005
+    threshold = high - (high - low) / 3 - GRADE_PRECISION
     asked = {q: judged for q, judged in qrels.items() if q in runs}
 
     def binarised(keep: Callable[[float], float]) -> dict[str, dict[str, float]]:
@@ -109,7 +114,8 @@ def evaluate(runs: Mapping[str, Ranking], qrels: Qrels) -> Scores:
     results: dict[str, float] = {}
     per_query: dict[str, float] = {}
     for metric, judged in (
-        ("ndcg@10", binarised(lambda g: g - low)),
+        # ranx keeps relevance as integers: gains are scaled first, so 2.67 - 1 is not truncated to 1
+        ("ndcg@10", binarised(lambda g: round((g - low) * GAIN_SCALE))),
         ("recall@100", binarised(lambda g: 1.0 if g >= threshold else 0.0)),
         ("mrr@10", binarised(lambda g: 1.0 if g >= high else 0.0)),
     ):
