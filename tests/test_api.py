@@ -472,3 +472,16 @@ def test_no_stale_result_after_an_upsert_or_a_delete(
     gone = client.get(query).get_json()
     assert gone["cached"] is False and "quokka-1" not in {r["id"] for r in gone["results"]}
     error_of(client.get("/v1/products/quokka-1"), 404)
+
+
+def test_explain_says_why_a_result_ranks_where_it_does(client: FlaskClient) -> None:
+    body = client.get(
+        "/v1/search", query_string={"q": "cheap running shoes", "k": 3, "explain": "true"}
+    ).get_json()
+    first = body["results"][0]["explain"]
+    assert {"cosine_full", "cosine_short", "dense", "lexical", "intent", "filters"} <= set(first)
+    parts = first["dense_part"] + first["lexical_part"] + first["intent_part"]
+    assert parts == pytest.approx(body["results"][0]["score"], abs=1e-5)
+    filtered = client.get("/v1/search", query_string={"q": "shoes under $50", "explain": "true"}).get_json()
+    assert filtered["results"][0]["explain"]["filters"]["price_max"] == 50
+    assert "explain" not in client.get("/v1/search?q=shoes").get_json()["results"][0]

@@ -92,7 +92,10 @@ def page_reply(page: Page, k: int, offset: int) -> Response:
 @bp.output(ResultPage, description="a page of products, best first")
 @bp.doc(summary="Product search: hybrid dense and BM25 ranking, with filters")
 def search(params: SearchParams) -> Response:
-    page = state().service.search(params.q, params.k, params.offset, params.filters, params.intent == "on")
+    understand = params.intent == "on"
+    page = state().service.search(
+        params.q, params.k, params.offset, params.filters, understand, params.explain
+    )
     return page_reply(page, params.k, params.offset)
 
 

@@ -21,7 +21,7 @@ from recsys.model.encoder import Encoder
 from recsys.model.templates import Template, normalise_query
 from recsys.query.deltaview import DeltaView
 from recsys.query.filters import Filters
-from recsys.query.fusion import CandidateScores, Fusion, fuse
+from recsys.query.fusion import CandidateScores, Fusion, breakdown, fuse
 from recsys.query.intent import Intent, understand
 from recsys.query.live import Follower, LiveIndex
 from recsys.query.retrieval import candidates
@@ -35,6 +35,7 @@ HIDDEN_FIELDS = ("description",)
 class Hit:
     row: int
     score: float
+    explain: dict[str, Any] | None = None  # the score's pieces, when asked for
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,10 @@ class Results:
         for hit in self.hits:
             product = self.live.product(hit.row)
             fields = {k: v for k, v in product.items() if k not in HIDDEN_FIELDS}
-            out.append({"id": product["id"], "score": round(hit.score, 6), **fields})
+            item = {"id": product["id"], "score": round(hit.score, 6), **fields}
+            if hit.explain is not None:
+                item["explain"] = hit.explain
+            out.append(item)
         return out
 
 
@@ -121,12 +125,14 @@ class Engine:
         filters: Filters | None = None,
         query_vector: np.ndarray | None = None,
         intent: Intent | None = None,
+        explain: bool = False,
     ) -> Results:
         """Hybrid search: dense candidates of both vector spaces and BM25's, fused (see fusion).
 
         With an ``intent`` (:meth:`understand`), its text is what is searched, its price bounds (and a
         colour, when the query is only a colour and a product type) filter, and its other constraints
         lift the products that meet them. ``query_vector`` must then embed ``intent.text``.
+        ``explain``: each hit carries its score's pieces and the filters applied.
         """
         live = self.live()
         text = query if intent is None else intent.text
@@ -146,7 +152,16 @@ class Engine:
             scores = CandidateScores(scores.full, scores.short, scores.lexical, _soft(live, rows, intent))
         fused = fuse(scores, self.fusion)
         order = np.argsort(-fused, kind="stable")[offset : k + offset]
-        return Results([Hit(int(rows[i]), float(fused[i])) for i in order], live, intent)
+        applied = (filters or Filters()).to_dict()
+        hits = [
+            Hit(
+                int(rows[i]),
+                float(fused[i]),
+                {**breakdown(scores, self.fusion, int(i)), "filters": applied} if explain else None,
+            )
+            for i in order
+        ]
+        return Results(hits, live, intent)
 
     def similar(
         self, product_id: str, k: int = 10, offset: int = 0, filters: Filters | None = None

@@ -48,3 +48,25 @@ def fuse(scores: CandidateScores, fusion: Fusion) -> np.ndarray:
     if scores.intent is not None:
         fused = fused + fusion.intent_weight * scores.intent
     return np.asarray(fused, dtype=np.float32)
+
+
+def breakdown(scores: CandidateScores, fusion: Fusion, i: int) -> dict[str, float | None]:
+    """Why candidate ``i`` scored what it did: each piece of evidence and what it added (explain=true)."""
+    full, short = float(scores.full[i]), float(scores.short[i])
+    dense_score = float(dense(scores.full[i : i + 1], scores.short[i : i + 1], fusion.short_weight)[0])
+    lexical = None if scores.lexical is None else float(scores.lexical[i])
+    intent = None if scores.intent is None else float(scores.intent[i])
+    dense_part = dense_score if lexical is None else (1.0 - fusion.lexical_weight) * dense_score
+    lexical_part = 0.0 if lexical is None else fusion.lexical_weight * lexical
+    intent_part = 0.0 if intent is None else fusion.intent_weight * intent
+    return {
+        "cosine_full": round(full, 6),
+        "cosine_short": round(short, 6),
+        "dense": round(dense_score, 6),
+        "lexical": None if lexical is None else round(lexical, 6),
+        "intent": None if intent is None else round(intent, 6),
+        "dense_part": round(dense_part, 6),
+        "lexical_part": round(lexical_part, 6),
+        "intent_part": round(intent_part, 6),
+        "score": round(dense_part + lexical_part + intent_part, 6),
+    }

@@ -77,6 +77,7 @@ MUST = {
     "price_max": "a number >= 0",
     "in_stock": "true or false",
     "intent": "on or off",
+    "explain": "true or false",
     "attr": "a non-empty text value",
     "attributes": "an object of attribute names to non-empty text values",
 }
@@ -151,6 +152,7 @@ class SearchParams(Page, FilterFields):
     intent: Literal["on", "off"] = Field(
         "on", description="on: understand prices, price intent and attributes in q; off: plain search"
     )
+    explain: bool = Field(False, description="true: each result carries its score's pieces and the filters")
 
 
 class SimilarParams(Page, FilterFields):
@@ -222,7 +224,7 @@ def refusal(exc: ValidationError, model: type[BaseModel]) -> InvalidRequestError
     return InvalidRequestError(f"{param} must be {must}, got {shown}", param=param)
 
 
-ORDER = ("q", "positive", "negative", "k", "offset", "intent", "filters", *FILTER_NAMES)
+ORDER = ("q", "positive", "negative", "k", "offset", "intent", "explain", "filters", *FILTER_NAMES)
 
 
 def _allowed(model: type[BaseModel]) -> str:

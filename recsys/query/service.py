@@ -87,7 +87,9 @@ class Service:
         self.on_cache("embedding", hit)
         return np.frombuffer(raw, dtype=np.float32)
 
-    def search(self, query: str, k: int, offset: int, filters: Filters, intent: bool = True) -> Page:
+    def search(
+        self, query: str, k: int, offset: int, filters: Filters, intent: bool = True, explain: bool = False
+    ) -> Page:
         """A page of search results; with ``intent``, the query is understood first (only on a cache
         miss: a cached page carries what was understood)."""
         args = {
@@ -96,13 +98,16 @@ class Service:
             "offset": offset,
             "filters": filters.to_dict(),
             "intent": intent,
+            "explain": explain,
         }
 
         def run() -> Results:
             understood = self.engine.understand(query) if intent else None
             text = query if understood is None else understood.text
             vector = self.query_vector(text)
-            return self.engine.search(query, k, offset, filters, query_vector=vector, intent=understood)
+            return self.engine.search(
+                query, k, offset, filters, query_vector=vector, intent=understood, explain=explain
+            )
 
         return self._page("search", args, run)
 
