@@ -12,7 +12,10 @@ from recsys.settings import Settings
 
 def make_encoder(settings: Settings) -> Encoder:
     encoder = TransformerEncoder(
-        settings.resolved_model_dir, threads=settings.torch_threads, batch_size=settings.batch_size
+        settings.resolved_model_dir,
+        threads=settings.torch_threads,
+        batch_size=settings.batch_size,
+        document_precision=settings.document_precision,
     )
     if settings.query_runtime in ("onnx", "onnx-int8"):
         return OnnxQueryEncoder(

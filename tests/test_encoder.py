@@ -105,3 +105,13 @@ def test_query_caches_tell_the_int8_path_from_the_exact_one(
     int8 = OnnxQueryEncoder(model_encoder, tmp_path, int8=True)
     assert exact.query_identity == model_encoder.query_identity == model_encoder.identity
     assert int8.query_identity != exact.query_identity and int8.identity == model_encoder.identity
+
+
+def test_bf16_documents_stay_within_their_cosine_tolerance(model_encoder: TransformerEncoder) -> None:
+    """The default document path on CPUs with native bf16: vectors within cosine 0.995 of float32."""
+    bf16 = TransformerEncoder(model_encoder.spec.path, document_precision="bf16")
+    exact = model_encoder.encode_documents(TEXTS)
+    cosines = (bf16.encode_documents(TEXTS) * exact).sum(axis=1)
+    assert cosines.mean() >= 0.999 and cosines.min() >= 0.995
+    assert bf16.document_identity != model_encoder.document_identity  # the embedding cache keeps them apart
+    assert bf16.identity == model_encoder.identity  # the same model: an index serves either's queries

@@ -68,4 +68,4 @@ def embed_rendered(
 
 
 def embedding_cache(settings: Settings, encoder: Encoder) -> EmbeddingCache:
-    return EmbeddingCache(settings.resolved_embeddings_dir, encoder.identity, encoder.dim)
+    return EmbeddingCache(settings.resolved_embeddings_dir, encoder.document_identity, encoder.dim)

@@ -39,6 +39,11 @@ class Encoder(Protocol):
         ...
 
     @property
+    def document_identity(self) -> str:
+        """What document vectors depend on (the identity, plus any lossy document-path option)."""
+        ...
+
+    @property
     def runtime(self) -> str:
         """What queries run on now ("torch", "onnx", ...)."""
         ...
@@ -118,12 +123,19 @@ class TransformerEncoder:
     """torch + transformers encoder. The model loads on first use, so forking servers can import this."""
 
     def __init__(
-        self, model_dir: Path, *, threads: int = 0, batch_size: int = 32, batch_tokens: int = BATCH_TOKENS
+        self,
+        model_dir: Path,
+        *,
+        threads: int = 0,
+        batch_size: int = 32,
+        batch_tokens: int = BATCH_TOKENS,
+        document_precision: str = "fp32",
     ) -> None:
         self.spec = ModelSpec.read(model_dir)
         self.threads = threads
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens
+        self.bf16 = document_precision == "bf16" or (document_precision == "auto" and bf16_supported())
         self._model: Any = None
         self._tokenizer: Any = None
         self._lock = threading.Lock()
@@ -145,6 +157,12 @@ class TransformerEncoder:
         return "torch"
 
     @property
+    def document_identity(self) -> str:
+        """What document vectors depend on: bf16 ones differ from float32 ones (cosine 0.99999), so the
+        embedding cache keeps them apart."""
+        return f"{self.spec.identity}-bf16" if self.bf16 else self.spec.identity
+
+    @property
     def fallback(self) -> str | None:
         return None
 
@@ -152,7 +170,7 @@ class TransformerEncoder:
         return self._encode([self.spec.query_prefix + t for t in texts], None)
 
     def encode_documents(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
-        return self._encode([self.spec.document_prefix + t for t in texts], progress)
+        return self._encode([self.spec.document_prefix + t for t in texts], progress, bf16=self.bf16)
 
     def _load(self) -> None:
         import torch
@@ -173,23 +191,35 @@ class TransformerEncoder:
                 self._load()
         return self._tokenizer, self._model
 
-    def _encode(self, texts: list[str], progress: Progress | None) -> np.ndarray:
+    def _encode(self, texts: list[str], progress: Progress | None, bf16: bool = False) -> np.ndarray:
+        import contextlib
+
         import torch
 
         tokenizer, model = self.loaded()
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         ids: list[list[int]] = tokenizer(texts, truncation=True, max_length=self.spec.max_length)["input_ids"]
-        with torch.inference_mode():
+        # bf16 matrix products on CPUs that have them (AVX-512 BF16, AMX): about 1.5x the texts a second
+        precision = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with torch.inference_mode(), precision:
             for batch in token_batches([len(x) for x in ids], self.batch_tokens, self.batch_size):
                 input_ids, mask = padded([ids[i] for i in batch])
                 hidden = model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(mask))
-                vectors = pool(hidden.last_hidden_state, torch.from_numpy(mask), self.spec.pooling)
+                vectors = pool(hidden.last_hidden_state.float(), torch.from_numpy(mask), self.spec.pooling)
                 if self.spec.normalize:
                     vectors = torch.nn.functional.normalize(vectors, p=2, dim=1)
                 out[batch] = vectors.float().numpy()
                 if progress is not None:
                     progress(len(batch))
         return out
+
+
+def bf16_supported() -> bool:
+    """Whether this CPU multiplies bf16 matrices natively (elsewhere autocast to bf16 would be slower)."""
+    import torch
+
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    return bool(probe()) if probe is not None else False
 
 
 def token_batches(lengths: Sequence[int], budget: int, most: int) -> list[list[int]]:

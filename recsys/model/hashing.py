@@ -34,6 +34,10 @@ class HashEncoder:
         return self.identity
 
     @property
+    def document_identity(self) -> str:
+        return self.identity
+
+    @property
     def dim(self) -> int:
         return self._dim
 

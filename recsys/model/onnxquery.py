@@ -57,6 +57,10 @@ class OnnxQueryEncoder:
         return f"{self.torch.identity}-int8" if self.int8 else self.torch.identity
 
     @property
+    def document_identity(self) -> str:
+        return self.torch.document_identity
+
+    @property
     def spec(self) -> Any:
         return self.torch.spec
 
