@@ -343,6 +343,16 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def withheld(value: Any) -> Any:
+    """``value`` with every product title replaced: the shared data's text stays out of the repository
+    (ids, categories and scores are kept, so a finding can still be looked up in the catalogue)."""
+    if isinstance(value, dict):
+        return {k: ("<title withheld>" if k == "title" else withheld(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [withheld(v) for v in value]
+    return value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("/tmp/recsys-audit"))
@@ -363,7 +373,7 @@ def main() -> int:
     results["myntra"] = myntra(args, make_encoder(settings))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "audit.json").write_text(
-        json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        json.dumps(withheld(results), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
     (RESULTS / "audit-myntra" / "bench.md").write_text(markdown(results), encoding="utf-8")
     print(markdown(results))
