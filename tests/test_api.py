@@ -164,6 +164,8 @@ def test_openapi_documents_exactly_the_url_map(app: Flask, client: FlaskClient) 
     for rule in app.url_map.iter_rules():
         if rule.endpoint in ("static", "openapi.spec"):  # the document itself
             continue
+        if rule.endpoint.startswith("playground."):  # the playground page is a page, not the API
+            continue
         path = rule.rule.replace("<path:", "{").replace("<", "{").replace(">", "}")
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             routes.add((path, method.lower()))

@@ -45,7 +45,7 @@ def create_app(
     """
     from recsys.api import admin as admin_views
     from recsys.api import audit as audit_views
-    from recsys.api import errors, views
+    from recsys.api import errors, facets, panel, playground, views
     from recsys.api.metrics import Metrics
     from recsys.api.schemas import ErrorReply
     from recsys.factories import make_engine
@@ -98,6 +98,9 @@ def create_app(
     app.register_blueprint(views.bp)
     app.register_blueprint(admin_views.bp)
     app.register_blueprint(audit_views.bp)
+    app.register_blueprint(facets.bp)
+    app.register_blueprint(panel.bp)
+    app.register_blueprint(playground.bp)
     errors.register(app)
 
     @app.before_request

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
 from recsys.audit.service import FINDING_KINDS, MAX_PER_PAGE, PER_PAGE, check_kind
 from recsys.build.updates import MAX_BATCH
 from recsys.errors import InvalidRequestError
+from recsys.query.facets import MAX_VALUES as MAX_FACET_VALUES
+from recsys.query.requests import MAX_QUERY_CHARS, FilterFields
 
 
 class Strict(BaseModel):
@@ -203,3 +205,100 @@ class AuditPage(Stamped):
         description="findings {kind, ids, score, evidence, suggested_category?, field?}, best first; "
         "clusters {kind: cluster, category, label, size, share, terms, examples, ids} for kind=cluster"
     )
+
+
+# -- the playground's endpoints: facets (public), the index panel's admin reads -----------------------
+
+
+def _blank_is_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+class FacetParams(FilterFields):
+    """``GET /v1/facets``: the search's parameters less paging; no ``q`` counts the whole catalogue."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    q: Annotated[
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_QUERY_CHARS)] | None,
+        BeforeValidator(_blank_is_none),
+    ] = Field(
+        None,
+        description=f"the shopper's query (at most {MAX_QUERY_CHARS} characters); empty or absent: the "
+        "facets of every product that passes the filters",
+    )
+    intent: Literal["on", "off"] = Field(
+        "on", description="on: understand q as search does (its price bounds filter the matching set)"
+    )
+
+
+class FacetValue(BaseModel):
+    value: str = Field(description="as the catalogue spells it; filters compare case-insensitively")
+    count: int
+
+
+class FacetValues(BaseModel):
+    values: list[FacetValue] = Field(description=f"the most frequent first, at most {MAX_FACET_VALUES}")
+    more: int = Field(description="distinct values left off the list")
+
+
+class AttributeFacet(FacetValues):
+    name: str = Field(description="the attribute, as attr.<name>=<value> filters it")
+
+
+class CategoryFacet(BaseModel):
+    path: list[str] = Field(description="root first; filter with category=<path joined by ' > '>")
+    value: str
+    depth: int = Field(description="0 for a root category")
+    count: int
+
+
+class PriceBucket(BaseModel):
+    min: float = Field(description="price_min of the bucket (inclusive)")
+    max: float | None = Field(description="its upper bound (exclusive); null: none")
+    count: int
+
+
+class PriceFacet(BaseModel):
+    min: float | None
+    max: float | None
+    unpriced: int = Field(description="matching products without a price")
+    buckets: list[PriceBucket] = Field(description="round-priced buckets of about equal size")
+
+
+class Facets(BaseModel):
+    total: int = Field(description="products in the matching set")
+    category: list[CategoryFacet] = Field(description="every level of the tree, depth first")
+    brand: FacetValues
+    price: PriceFacet
+    in_stock: dict[str, int] = Field(description="true, false and unknown")
+    attributes: list[AttributeFacet] = Field(description="the attributes most mentioned first")
+
+
+class FacetsReply(Stamped):
+    matching: Literal["pool", "filtered"] = Field(
+        description="pool: the search's candidate pool after filters (with q); filtered: every product "
+        "that passes the filters (without q)"
+    )
+    filters: dict[str, Any] = Field(description="the filters applied, the intent's price bounds included")
+    intent: Intent | None = Field(None, description="what q was understood to ask (intent=on)")
+    facets: Facets
+
+
+class LatestJob(Stamped):
+    task_id: str
+    task: dict[str, Any] = Field(description="the job's record: kind, status, phase, shards, texts embedded")
+
+
+class ChartsQuery(Strict):
+    version: str | None = Field(None, description="an index version (default: the published one)")
+
+
+class Chart(BaseModel):
+    name: str = Field(description="file name; GET /v1/audit/charts/<name> answers the PNG")
+    bytes: int
+
+
+class ChartList(Stamped):
+    version: str
+    charts: list[Chart]

@@ -24,7 +24,7 @@ from recsys.query.filters import Filters
 from recsys.query.fusion import CandidateScores, Fusion, breakdown, fuse
 from recsys.query.intent import Intent, understand
 from recsys.query.live import Follower, LiveIndex
-from recsys.query.retrieval import candidates
+from recsys.query.retrieval import POOL, candidates
 from recsys.settings import Settings
 
 NEGATIVE_WEIGHT = 0.5
@@ -58,6 +58,17 @@ class Results:
                 item["explain"] = hit.explain
             out.append(item)
         return out
+
+
+@dataclass(frozen=True)
+class Pool:
+    """A search's candidate pool: the live index it was drawn from, the rows (base rows first, then
+    delta rows), their evidence, and the filters applied (the request's, narrowed by the intent)."""
+
+    live: LiveIndex
+    rows: np.ndarray
+    scores: CandidateScores
+    filters: Filters | None
 
 
 class Engine:
@@ -134,20 +145,8 @@ class Engine:
         lift the products that meet them. ``query_vector`` must then embed ``intent.text``.
         ``explain``: each hit carries its score's pieces and the filters applied.
         """
-        live = self.live()
-        text = query if intent is None else intent.text
-        filters = _with_intent(filters, intent, live)
-        vector = self.embed_query(text) if query_vector is None else query_vector
-        rows, scores = candidates(
-            live,
-            vector,
-            normalise_query(text),
-            k + offset,
-            filters,
-            with_short=self.fusion.short_weight > 0,
-            with_lexical=self.fusion.lexical_weight > 0,
-            exact_fraction=self.settings.exact_filter_fraction,
-        )
+        pool = self.pool(query, k + offset, filters, query_vector, intent)
+        live, rows, scores, filters = pool.live, pool.rows, pool.scores, pool.filters
         if intent is not None:
             scores = CandidateScores(scores.full, scores.short, scores.lexical, _soft(live, rows, intent))
         fused = fuse(scores, self.fusion)
@@ -162,6 +161,33 @@ class Engine:
             for i in order
         ]
         return Results(hits, live, intent)
+
+    def pool(
+        self,
+        query: str,
+        size: int = POOL,
+        filters: Filters | None = None,
+        query_vector: np.ndarray | None = None,
+        intent: Intent | None = None,
+    ) -> Pool:
+        """The candidates a search of ``query`` fuses (:meth:`search` ranks them): the top ``max(size,
+        POOL)`` rows of each retriever among the products that pass ``filters`` (narrowed by the
+        ``intent``'s price bounds), plus the live-delta products that pass them."""
+        live = self.live()
+        text = query if intent is None else intent.text
+        filters = _with_intent(filters, intent, live)
+        vector = self.embed_query(text) if query_vector is None else query_vector
+        rows, scores = candidates(
+            live,
+            vector,
+            normalise_query(text),
+            size,
+            filters,
+            with_short=self.fusion.short_weight > 0,
+            with_lexical=self.fusion.lexical_weight > 0,
+            exact_fraction=self.settings.exact_filter_fraction,
+        )
+        return Pool(live, rows, scores, filters)
 
     def similar(
         self, product_id: str, k: int = 10, offset: int = 0, filters: Filters | None = None
