@@ -126,6 +126,29 @@ def _parser() -> argparse.ArgumentParser:
     es.add_argument("--json", action="store_true")
     es.set_defaults(func=cmd_eval_similar)
 
+    ft = sub.add_parser(
+        "finetune",
+        help="fine-tune the model on a catalogue (LoRA, contrastive) into a new model directory",
+    )
+    ft.add_argument("--catalogue", type=Path, required=True)
+    ft.add_argument("--queries", type=Path, help="judged or logged queries (with --qrels)")
+    ft.add_argument("--qrels", type=Path, help="query_id, product_id, grade (judgements or a click log)")
+    ft.add_argument(
+        "--similar-same",
+        metavar="FIELD[,FIELD]",
+        help="similar-items pairs: products sharing these fields (as eval-similar --same names them)",
+    )
+    ft.add_argument("--out", type=Path, required=True, help="the model directory to write")
+    ft.add_argument("--steps", type=int, help="training steps at most (default 150)")
+    ft.add_argument("--seed", type=int, default=0)
+    ft.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda[:N]")
+    ft.add_argument(
+        "--config", type=Path, metavar="JSON", help="a JSON file of further knobs (FinetuneConfig)"
+    )
+    ft.add_argument("--force", action="store_true", help="replace --out if it exists")
+    ft.add_argument("--json", action="store_true", help="print finetune.json on stdout")
+    ft.set_defaults(func=cmd_finetune)
+
     audit = sub.add_parser(
         "audit",
         help="audit a published version: duplicates, misfiled products, contradictions, price outliers",
@@ -478,6 +501,82 @@ def cmd_eval_similar(args: argparse.Namespace, settings: Settings) -> int:
         bar.close()
     scores = result.scores.to_dict()
     print(json.dumps(scores) if args.json else "  ".join(f"{name} {value}" for name, value in scores.items()))
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace, settings: Settings) -> int:
+    """The same function the ``recsys.finetune`` task runs, with a progress bar (loss, validation)."""
+    from pydantic import ValidationError
+
+    from recsys.build.jobs import make_control
+    from recsys.errors import InvalidRequestError
+    from recsys.evaluation.similar import parse_fields
+    from recsys.factories import load_template
+    from recsys.finetune import FinetuneConfig, FinetuneData
+    from recsys.finetune.jobs import run_finetune_job, start_finetune_job
+
+    knobs: dict[str, Any] = json.loads(args.config.read_text(encoding="utf-8")) if args.config else {}
+    knobs.update(seed=args.seed, device=args.device)
+    if args.steps is not None:
+        knobs["steps"] = args.steps
+    try:
+        config = FinetuneConfig(**knobs)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = ".".join(str(part) for part in error["loc"])
+        raise InvalidRequestError(f"{name}: {error['msg']}", param=name) from None
+    same = parse_fields(args.similar_same) if args.similar_same else ()
+    data = FinetuneData(args.catalogue, args.queries, args.qrels, same)
+    data.check()
+    control = make_control(settings)
+    job_id = start_finetune_job(control, data, args.out)
+    bar = _progress_bar("fine-tuning", unit="step")
+
+    def progress(report: Any) -> None:
+        bar.total = report.steps
+        bar.update(report.step - bar.n)
+        postfix = f"loss {report.loss:.3f}"
+        if report.validation is not None:
+            postfix += f" val nDCG@10 {report.validation:.4f} (best {report.best:.4f})"
+        bar.set_postfix_str(postfix)
+
+    try:
+        result = run_finetune_job(
+            settings,
+            control,
+            job_id,
+            data,
+            args.out,
+            template=load_template(settings),
+            config=config,
+            overwrite=args.force,
+            progress=progress,
+            phase=lambda text: bar.set_description_str(text),
+        )
+    finally:
+        bar.close()
+    record = result.record
+    if args.json:
+        print(record.model_dump_json())
+        return 0
+    training = record.training
+    history = record.validation
+    base = history[0]["ndcg@10"] if history else None
+    best = next((h["ndcg@10"] for h in history if h["step"] == training["best_step"]), None)
+    line = (
+        f"wrote {result.out} (model identity {result.identity}): {training['steps']} steps "
+        f"({training['stopped']}), {training['seconds']['total']:.0f}s on {training['device']}"
+    )
+    if base is not None and best is not None:
+        line += f"; validation nDCG@10 {base:.4f} -> {best:.4f} (step {training['best_step']})"
+    print(line)
+    if not training["improved"]:
+        print(
+            "recsys: the fine-tune did not beat the base model on the held-out training queries; "
+            "the directory holds the base weights",
+            file=sys.stderr,
+        )
+    print(f"serve it with RECSYS_MODEL_DIR={result.out} (then rebuild the index)", file=sys.stderr)
     return 0
 
 

@@ -191,3 +191,68 @@ def delete_products(self: Task, ids: list[str]) -> dict[str, Any]:
         self.request.id,
     )
     return result
+
+
+@shared_task(name="recsys.finetune", bind=True, acks_late=True, reject_on_worker_lost=True)
+def finetune_model(
+    self: Task,
+    catalogue: str,
+    out: str,
+    queries: str | None = None,
+    qrels: str | None = None,
+    similar_same: list[str] | None = None,
+    config: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Fine-tune the worker's model (RECSYS_MODEL_DIR) into ``out``, with progress in a job record whose
+    id is this task's id (``recsys index status TASK_ID``). Not retried: a failure is recorded on the
+    job; a redelivered task finds the job done, or running elsewhere, and leaves it be."""
+    from pathlib import Path
+
+    from recsys.finetune import FinetuneConfig, FinetuneData
+    from recsys.finetune.jobs import run_finetune_job, start_finetune_job
+
+    ctx = _context(self)
+    job_id = str(self.request.id)
+    record = ctx.control.job(job_id)
+    if record is not None and (
+        record.finished or time.time() - max(record.heartbeat_at, record.updated_at) < pipeline.ORPHAN_AFTER_S
+    ):
+        log.info("fine-tune %s: %s already (task redelivered)", job_id, record.status)
+        return {"job_id": job_id, "status": record.status, "out": record.version}
+    data = FinetuneData(
+        Path(catalogue),
+        None if queries is None else Path(queries),
+        None if qrels is None else Path(qrels),
+        tuple(similar_same or ()),
+    )
+    start_finetune_job(ctx.control, data, out, job_id)
+    result = run_finetune_job(
+        ctx.settings,
+        ctx.control,
+        job_id,
+        data,
+        out,
+        template=ctx.template,
+        config=FinetuneConfig(**(config or {})),
+        overwrite=overwrite,
+    )
+    training = result.record.training
+    log.info(
+        "fine-tune %s: wrote %s (identity %s), %d steps, best at %d (task %s)",
+        job_id,
+        result.out,
+        result.identity,
+        training["steps"],
+        training["best_step"],
+        job_id,
+    )
+    return {
+        "job_id": job_id,
+        "status": "succeeded",
+        "out": str(result.out),
+        "identity": result.identity,
+        "steps": training["steps"],
+        "best_step": training["best_step"],
+        "validation": result.record.validation,
+    }

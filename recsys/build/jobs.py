@@ -34,6 +34,7 @@ class JobRecord(BaseModel):
     """One reindex job: what it reads, where it stands, and how it ended."""
 
     id: str
+    kind: str = "reindex"  # or "finetune" (recsys.finetune.jobs): only a reindex is ever resumed
     catalogue: str
     status: Status = "queued"
     phase: str = "queued"

@@ -163,6 +163,9 @@ def resume_orphans(settings: Settings, control: Control, runner: JobRunner) -> l
     resumed. Runs when a worker starts and periodically from beat; `recsys index resume` runs it too."""
     resumed = []
     for job in orphans(control):
+        if job.kind != "reindex":  # a fine-tune is not resumed: its runner died, so it failed
+            fail(settings, control, job.id, f"its runner stopped; start the {job.kind} again")
+            continue
         try:
             shards = adopt(settings, control, job)
         except Superseded:

@@ -11,7 +11,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,6 +21,7 @@ from recsys.errors import ModelError
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 BATCH_TOKENS = 8192  # padded tokens per forward pass when embedding documents
+FINETUNE_FILE = "finetune.json"  # written by ``recsys finetune``: part of the identity
 Progress = Callable[[int], None]
 
 
@@ -71,6 +72,13 @@ class ModelSpec:
     query_prefix: str
     document_prefix: str
     identity: str
+    # what the directory's finetune.json says (base model, data hashes, steps, seed, validation); None
+    # for a model that was not fine-tuned here. Its hash is folded into ``identity``.
+    finetune: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+
+    @property
+    def finetuned(self) -> bool:
+        return self.finetune is not None
 
     @classmethod
     def read(cls, path: Path) -> ModelSpec:
@@ -106,6 +114,9 @@ class ModelSpec:
         digest = hashlib.sha256()
         digest.update(json.dumps([config, pooling, normalize, max_length, prompts], sort_keys=True).encode())
         digest.update(_file_digest(weights).encode())
+        finetune = _read_json(path / FINETUNE_FILE)
+        if finetune is not None:  # two fine-tunes differ in identity even where their weights agree
+            digest.update(b"finetune\x00" + _file_digest(path / FINETUNE_FILE).encode())
         return cls(
             path=path,
             name=path.parent.name if path.name == "model" else path.name,
@@ -116,6 +127,7 @@ class ModelSpec:
             query_prefix=str(prompts.get("query", "")),
             document_prefix=str(prompts.get("document", prompts.get("passage", ""))),
             identity=digest.hexdigest()[:16],
+            finetune=finetune if isinstance(finetune, dict) else None,
         )
 
 
@@ -153,14 +165,14 @@ class TransformerEncoder:
         return self.spec.identity
 
     @property
-    def runtime(self) -> str:
-        return "torch"
-
-    @property
     def document_identity(self) -> str:
         """What document vectors depend on: bf16 ones differ from float32 ones (cosine 0.99999), so the
         embedding cache keeps them apart."""
         return f"{self.spec.identity}-bf16" if self.bf16 else self.spec.identity
+
+    @property
+    def runtime(self) -> str:
+        return "torch"
 
     @property
     def fallback(self) -> str | None:
