@@ -30,13 +30,14 @@ class VectorSpace:
         self, query: np.ndarray, n: int, mask: np.ndarray | None = None, exact_fraction: float = 0.25
     ) -> Hits:
         """Top-``n`` rows by cosine among ``mask``'s rows: a selective filter (at most ``exact_fraction``
-        of the rows) is scored exactly, anything broader goes to the backend."""
+        of the rows, and fewer rows than the backend would score to find ``n`` of them) is scored
+        exactly, anything broader goes to the backend."""
         if mask is None:
             return self.backend.top(query, n)
         matching = int(mask.sum())
         if matching == 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-        if matching <= exact_fraction * len(self.vectors):
+        if matching <= min(exact_fraction * len(self.vectors), self.backend.cost(n, matching)):
             return exact_top(self.vectors, query, n, np.flatnonzero(mask))
         return self.backend.top(query, n, mask)
 
