@@ -4,9 +4,11 @@
 
 **Stand-in vectors, labelled so in every output.** Embedding a million texts takes hours on this
 machine, so the real encoder (the served model and template) embeds the fixture catalogue's products,
-and each of the N products is a mix of two real product vectors of the same leaf category plus noise:
-clustered the way a catalogue is, with near-variants. The queries are real: the fixture's queries and
-shopper queries generated from its products' attributes, embedded with the query instruction.
+and each of the N products is a mix of a real product vector and one of its 20 nearest neighbours, plus
+noise: clustered the way a catalogue is, with near-variants. The queries are real: the fixture's
+queries and shopper queries generated from its products' attributes, embedded with the query
+instruction. ``--index`` takes the prototypes from a real catalogue's index instead (its stored vectors,
+and the judged queries beside its catalogue).
 
 For each size and tree count it measures, beside the baseline (one exact matrix product over the
 memory-mapped float32 vectors, which is what a full scan costs):
@@ -43,7 +45,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from recsys.catalogue import Product, load_catalogue, price_bands  # noqa: E402
+from recsys.catalogue import load_catalogue, price_bands  # noqa: E402
 from recsys.finetune.queries import generate  # noqa: E402
 from recsys.index.ann import (  # noqa: E402
     AnnoyBackend,
@@ -60,7 +62,7 @@ from recsys.index.ann import (  # noqa: E402
 from recsys.index.loaded import VectorSpace  # noqa: E402
 
 STAND_IN = (
-    "stand-in vectors: mixes of two real all-MiniLM-L6-v2 product vectors of one leaf category plus noise; "
+    "stand-in vectors: mixes of two neighbouring real all-MiniLM-L6-v2 product vectors plus noise; "
     "real query vectors"
 )
 K = 10
@@ -72,9 +74,11 @@ RECALL_TARGET = 0.98  # the build's default (RECSYS_TARGET_RECALL)
 TUNING_QUERIES = 200
 
 
-def prototypes(work: Path, catalogue: Path, queries_per: int = 200) -> dict[str, Any]:
-    """Real vectors: the catalogue's search-template documents, and real queries (cached in ``work``)."""
-    cached = work / "prototypes.npz"
+def prototypes(work: Path, catalogue: Path, index: Path | None, queries_per: int = 200) -> dict[str, Any]:
+    """Real vectors and real queries (cached in ``work``): with ``index`` (a version directory that
+    ``recsys index build`` wrote), its stored search vectors and leaf categories, and the judged queries
+    beside its catalogue; else the fixture catalogue's documents, its queries and generated ones."""
+    cached = work / f"prototypes-{'fixture' if index is None else index.name}.npz"
     if cached.is_file():
         data = np.load(cached)
         return {name: data[name] for name in data.files}
@@ -84,34 +88,40 @@ def prototypes(work: Path, catalogue: Path, queries_per: int = 200) -> dict[str,
 
     settings = Settings()
     encoder, template = make_encoder(settings), load_template(settings)
-    products = load_catalogue(catalogue).products
-    docs = encoder.encode_documents(render(products, template).search)  # bf16 where the CPU has it
-    bands = price_bands(products)
-    rng = random.Random(0)
-    texts = [line.split("\t")[1] for line in (catalogue.parent / "queries.tsv").read_text().splitlines()[1:]]
-    picked = rng.sample(range(len(products)), min(queries_per, len(products)))
-    texts += [g.text for g in generate(products, bands, picked, rng)]
+    if index is not None:
+        docs = np.load(index / "search.npy")
+        texts = _queries(catalogue.parent / "queries.tsv")
+    else:
+        products = load_catalogue(catalogue).products
+        docs = encoder.encode_documents(render(products, template).search)  # bf16 where the CPU has it
+        rng = random.Random(0)
+        picked = rng.sample(range(len(products)), min(queries_per, len(products)))
+        texts = _queries(catalogue.parent / "queries.tsv")
+        texts += [g.text for g in generate(products, price_bands(products), picked, rng)]
     queries = encoder.encode_queries([template.render_query(t) for t in texts])
-    leaves = np.array([_leaf(p) for p in products])
-    data = {"docs": docs.astype(np.float32), "queries": queries.astype(np.float32), "leaves": leaves}
+    data = {"docs": docs.astype(np.float32), "queries": queries.astype(np.float32)}
     np.savez(cached, **data)
     return data
 
 
-def _leaf(product: Product) -> str:
-    return " > ".join(product.category) if product.category else ""
+def _queries(path: Path) -> list[str]:
+    return [line.split("\t")[1] for line in path.read_text(encoding="utf-8").splitlines()[1:] if "\t" in line]
 
 
-def stand_in_vectors(n: int, docs: np.ndarray, leaves: np.ndarray, seed: int = 0) -> np.ndarray:
-    """``n`` unit vectors: each a random mix of two prototypes of one leaf category, plus noise."""
+def stand_in_vectors(n: int, docs: np.ndarray, seed: int = 0, near: int = 20) -> np.ndarray:
+    """``n`` unit vectors: each a random mix of a prototype and one of its ``near`` nearest prototypes
+    (a variant, a close competitor), plus noise."""
     rng = np.random.default_rng(seed)
-    groups = [np.flatnonzero(leaves == leaf) for leaf in np.unique(leaves)]
+    neighbours = np.empty((len(docs), near), dtype=np.int64)
+    for start in range(0, len(docs), 2048):
+        scores = docs[start : start + 2048] @ docs.T
+        scores[np.arange(len(scores)), np.arange(start, start + len(scores))] = -np.inf  # not itself
+        neighbours[start : start + 2048] = np.argpartition(-scores, near - 1, axis=1)[:, :near]
     out = np.empty((n, docs.shape[1]), dtype=np.float32)
     for start in range(0, n, 100_000):
         m = min(100_000, n - start)
-        group = rng.integers(len(groups), size=m)
-        first = np.array([groups[g][rng.integers(len(groups[g]))] for g in group])
-        second = np.array([groups[g][rng.integers(len(groups[g]))] for g in group])
+        first = rng.integers(len(docs), size=m)
+        second = neighbours[first, rng.integers(near, size=m)]
         t = rng.uniform(0.0, 0.5, size=(m, 1)).astype(np.float32)
         mixed = (1 - t) * docs[first] + t * docs[second] + rng.normal(0, NOISE, (m, docs.shape[1]))
         out[start : start + m] = mixed / np.linalg.norm(mixed, axis=1, keepdims=True)
@@ -200,14 +210,14 @@ def measure_filters(
         mask = rng.random(len(vectors)) < share if share < 1 else np.ones(len(vectors), dtype=bool)
         mask[rng.integers(len(vectors))] = True  # never empty
         rows = np.flatnonzero(mask)
-        truth = [exact_top(vectors, q, K, rows)[1][-1] for q in queries]
+        truth = exact_kth(np.asarray(vectors[rows]), queries, min(K, len(rows)))
         found, times = per_query(lambda q: space.top(q, POOL, mask)[0], queries)  # noqa: B023
         outside = sum(int((~mask[f]).sum()) for f in found)
         out.append(
             {
                 "selectivity": share,
                 "matching": int(mask.sum()),
-                "recall@10": recall(found, vectors, queries, np.array(truth), min(K, len(rows))),
+                "recall@10": recall(found, vectors, queries, truth, min(K, len(rows))),
                 "rows_outside_filter": outside,
                 **times,
             }
@@ -215,8 +225,12 @@ def measure_filters(
     return out
 
 
-def measure_float16(vectors: np.ndarray, queries: np.ndarray, kth: np.ndarray) -> dict[str, Any]:
+def measure_float16(
+    vectors: np.ndarray, queries: np.ndarray, kth: np.ndarray, count: int = 30
+) -> dict[str, Any]:
+    """On ``count`` queries: numpy has no fast float16 product, so a float16 scan is slow to measure."""
     half = np.asarray(vectors, dtype=np.float16)
+    queries, kth = queries[:count], kth[:count]
 
     def rescored(q: np.ndarray) -> np.ndarray:
         rows = exact_top(half, q.astype(np.float16), 4 * K)[0]
@@ -283,7 +297,7 @@ def run_size(n: int, args: argparse.Namespace, real: dict[str, Any]) -> dict[str
     vectors_path = folder / "search.npy"
     began = time.perf_counter()
     if not vectors_path.is_file():
-        save_vectors(stand_in_vectors(n, real["docs"], real["leaves"]), vectors_path)
+        save_vectors(stand_in_vectors(n, real["docs"]), vectors_path)
     generate_s = time.perf_counter() - began
     vectors = load_vectors(vectors_path)
     queries = real["queries"]
@@ -345,15 +359,20 @@ def main() -> int:
     parser.add_argument("--products", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--trees", type=int, nargs="+", default=[32, 64])
     parser.add_argument("--catalogue", type=Path, default=ROOT / "fixtures" / "catalogue.jsonl")
+    parser.add_argument(
+        "--index",
+        type=Path,
+        help="prototypes from this index version of --catalogue (its stored vectors; queries.tsv beside it)",
+    )
     parser.add_argument("--work", type=Path, default=Path("/tmp/recsys-million"))
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "million.json")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    real = prototypes(args.work, args.catalogue)
+    real = prototypes(args.work, args.catalogue, args.index)
     report = {
         "machine": f"{os.cpu_count()} cores",
         "vectors": STAND_IN,
-        "prototypes": len(real["docs"]),
+        "prototypes": f"{len(real['docs'])} products of {args.catalogue}",
         "queries": len(real["queries"]),
         "sizes": [run_size(n, args, real) for n in args.products],
     }

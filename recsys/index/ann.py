@@ -130,7 +130,10 @@ def save_vectors(vectors: np.ndarray, path: Path) -> None:
 
 
 def load_vectors(path: Path) -> np.ndarray:
-    return np.load(path, mmap_mode="r")
+    """The vectors, memory-mapped (shared by every process), as a plain ndarray view: numpy's memmap
+    subclass would wrap every slice and score array of a query in a memmap too (measured: a third of
+    an exact top-100 over 10,000 rows went to that wrapping)."""
+    return np.asarray(np.load(path, mmap_mode="r"))
 
 
 def exact_top(vectors: np.ndarray, query: np.ndarray, n: int, rows: np.ndarray | None = None) -> Hits:
