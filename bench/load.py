@@ -264,7 +264,7 @@ def main() -> None:
         "zipf_s": args.zipf,
         "cpus": os.cpu_count(),
         "generator": generator,
-        "gunicorn": "2 gthread workers x 2 threads, 1 torch/ONNX thread each",
+        "gunicorn": f"2 {os.environ.get('RECSYS_WEB_WORKER_CLASS', 'sync')} workers, 1 model thread each",
         "scenarios": {},
     }
     for name in args.scenarios:
