@@ -237,12 +237,19 @@ def main() -> int:
                 "p99_ms": round(float(np.percentile(ms, 99)), 2),
             }
         )
-    first, last = memory[0], memory[-1]
-    growth = {
-        pid: round((last[pid] - first[pid]) / first[pid] * 100, 1)
-        for pid in first
-        if pid != "at" and pid in last
-    }
+
+    def growth_from(first: dict[str, Any], last: dict[str, Any]) -> dict[str, float]:
+        return {
+            pid: round((last[pid] - first[pid]) / first[pid] * 100, 1)
+            for pid in first
+            if pid != "at" and pid in last
+        }
+
+    # The first minute is the warm-up: the workers touch the index's pages and their allocator arenas
+    # fill (measured: 530 -> 600 MB in the first 40 s, then flat). A leak shows as growth after it.
+    warm = next((m for m in memory if m["at"] >= 60), memory[0])
+    growth = growth_from(warm, memory[-1])
+    growth_with_warmup = growth_from(memory[0], memory[-1])
     report = {
         "uncached_capacity_rps": capacity,
         "rate_rps": round(rate, 1),
@@ -251,7 +258,8 @@ def main() -> int:
         "failed": sum(c != 200 for _, _, c in got),
         "per_minute": rows,
         "rss_mb": memory,
-        "rss_growth_percent": growth,
+        "rss_growth_percent": growth,  # from the end of the first minute
+        "rss_growth_percent_from_start": growth_with_warmup,
         "events": events,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -260,7 +268,10 @@ def main() -> int:
     for row in rows:
         cells = (row["minute"], row["requests"], row["failed"], row["p50_ms"], row["p99_ms"])
         print("{:>6} {:>9} {:>7} {:>7} {:>7}".format(*cells))
-    print(f"failed {report['failed']} of {report['requests']}; RSS growth per worker, %: {growth}")
+    print(
+        f"failed {report['failed']} of {report['requests']}; RSS growth per worker after the first "
+        f"minute, %: {growth} (from the start: {growth_with_warmup})"
+    )
     print(f"events: {events}")
     ok = report["failed"] == 0 and all(g < 10 for g in growth.values())
     return 0 if ok else 1
