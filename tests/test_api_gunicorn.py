@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -53,34 +54,44 @@ def server(model_small_build: Settings, redis_url: str, tmp_path: Path) -> Itera
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
     }
     (tmp_path / "prom").mkdir()
-    log = (tmp_path / "gunicorn.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "recsys/api/gunicorn_conf.py", "recsys.api:create_app()"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, (tmp_path / "gunicorn.log").read_text()
-            try:
-                if get(port, "/readyz", timeout=5)[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "gunicorn did not become ready"
-            time.sleep(0.2)
+    with gunicorn(env, port, tmp_path / "gunicorn.log", ready_within=90):
         yield port, model_small_build
-    finally:
-        proc.terminate()
+
+
+WEB = [sys.executable, "-m", "gunicorn", "-c", "recsys/api/gunicorn_conf.py", "recsys.api:create_app()"]
+
+
+@contextlib.contextmanager
+def gunicorn(env: dict[str, str], port: int, log_path: Path, ready_within: float) -> Iterator[None]:
+    """The Procfile's web process with ``env``, ready (``/readyz`` 200) before it yields; its output goes
+    to ``log_path``, shown if it dies while starting."""
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            WEB,
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
+            deadline = time.monotonic() + ready_within
+            while True:
+                assert proc.poll() is None, log_path.read_text()
+                try:
+                    if get(port, "/readyz", timeout=5)[0] == 200:
+                        break
+                except OSError:
+                    pass
+                assert time.monotonic() < deadline, "gunicorn did not become ready"
+                time.sleep(0.2)
+            yield
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
 
 
 def test_publish_under_load_fails_no_request(

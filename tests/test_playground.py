@@ -16,9 +16,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,7 +35,7 @@ from recsys.model.templates import Template
 from recsys.query.cache import InProcessCache
 from recsys.query.engine import Engine
 from recsys.settings import PROJECT_ROOT, Settings
-from tests.test_api_gunicorn import free_port, get
+from tests.test_api_gunicorn import free_port, gunicorn
 
 TOKEN = "playground-s3cret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -201,41 +198,8 @@ def served(
     }
     for name in ("RECSYS_REDIS_URL", "RECSYS_BROKER_URL", "PROMETHEUS_MULTIPROC_DIR"):
         env.pop(name, None)
-    log_path = root / "gunicorn.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                "recsys/api/gunicorn_conf.py",
-                "recsys.api:create_app()",
-            ],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                assert proc.poll() is None, log_path.read_text()
-                try:
-                    if get(port, "/readyz", timeout=5)[0] == 200:
-                        break
-                except OSError:
-                    pass
-                assert time.monotonic() < deadline, "gunicorn did not become ready"
-                time.sleep(0.2)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+    with gunicorn(env, port, root / "gunicorn.log", ready_within=120):
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
