@@ -57,6 +57,7 @@ from recsys.index.ann import (  # noqa: E402
     load_vectors,
     sample_queries,
     save_vectors,
+    tied_hits,
     tune_search_k,
 )
 from recsys.index.loaded import VectorSpace  # noqa: E402
@@ -148,9 +149,9 @@ def recall(
     found: list[np.ndarray], vectors: np.ndarray, queries: np.ndarray, kth: np.ndarray, k: int = K
 ) -> float:
     """Share of the top-k slots holding a product at least as close as the exact k-th (ties count)."""
-    hits = 0
-    for rows, q, floor in zip(found, queries, kth, strict=True):
-        hits += int(np.count_nonzero(np.asarray(vectors[np.sort(rows[:k])]) @ q >= floor - 1e-6))
+    hits = sum(
+        tied_hits(vectors, rows[:k], q, floor) for rows, q, floor in zip(found, queries, kth, strict=True)
+    )
     return round(hits / max(1, k * len(queries)), 4)
 
 

@@ -169,16 +169,21 @@ def tune_search_k(
     kth = exact_kth(vectors, queries, k)
     search_k = k * trees
     while True:
-        hits = 0
-        for q, floor in zip(queries, kth, strict=True):
-            rows = annoy_top(index, q, k, search_k)[0]
-            hits += int(np.count_nonzero(np.asarray(vectors[np.sort(rows)]) @ q >= floor - TIE))
+        hits = sum(
+            tied_hits(vectors, annoy_top(index, q, k, search_k)[0], q, floor)
+            for q, floor in zip(queries, kth, strict=True)
+        )
         recall = hits / max(1, k * len(queries))
         if recall >= target:
             return Tuning(search_k, recall, len(queries))
         if search_k >= n * trees:
             return Tuning(EXACT, 1.0, len(queries))
         search_k *= 2
+
+
+def tied_hits(vectors: np.ndarray, rows: np.ndarray, query: np.ndarray, floor: float) -> int:
+    """How many of ``rows`` score at least ``floor``, the exact k-th best cosine (ties count)."""
+    return int(np.count_nonzero(np.asarray(vectors[np.sort(rows)]) @ query >= floor - TIE))
 
 
 def exact_kth(vectors: np.ndarray, queries: np.ndarray, k: int, chunk: int = 65_536) -> np.ndarray:
