@@ -514,6 +514,7 @@ def cmd_finetune(args: argparse.Namespace, settings: Settings) -> int:
     from recsys.factories import load_template
     from recsys.finetune import FinetuneConfig, FinetuneData
     from recsys.finetune.jobs import run_finetune_job, start_finetune_job
+    from recsys.finetune.run import kept_score
 
     knobs: dict[str, Any] = json.loads(args.config.read_text(encoding="utf-8")) if args.config else {}
     knobs.update(seed=args.seed, device=args.device)
@@ -561,8 +562,7 @@ def cmd_finetune(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     training = record.training
     history = record.validation
-    base = history[0]["ndcg@10"] if history else None
-    best = next((h["ndcg@10"] for h in history if h["step"] == training["best_step"]), None)
+    base, best = kept_score(history, 0), kept_score(history, training["best_step"])
     line = (
         f"wrote {result.out} (model identity {result.identity}): {training['steps']} steps "
         f"({training['stopped']}), {training['seconds']['total']:.0f}s on {training['device']}"

@@ -83,7 +83,7 @@ def finetune(
             "steps": trained.steps,
             "best_step": trained.best_step,
             "stopped": trained.stopped,
-            "improved": _kept_score(trained.history, trained.best_step) > _kept_score(trained.history, 0),
+            "improved": _improved(trained.history, trained.best_step),
             "device": trained.device,
             "threads": settings.torch_threads,
             "lengths": ready.lengths,
@@ -100,9 +100,14 @@ def finetune(
     return FinetuneResult(Path(out), record, ModelSpec.read(Path(out)).identity, seconds)
 
 
-def _kept_score(history: list[dict[str, float]], step: int) -> float:
-    """The validation nDCG@10 of the adapter kept at ``step`` (0: the base model); -1 where unknown."""
-    return next((h["ndcg@10"] for h in history if h["step"] == step), -1.0)
+def kept_score(history: list[dict[str, float]], step: int) -> float | None:
+    """The validation nDCG@10 of the adapter kept at ``step`` (0: the base model); None if not validated."""
+    return next((h["ndcg@10"] for h in history if h["step"] == step), None)
+
+
+def _improved(history: list[dict[str, float]], best_step: int) -> bool:
+    base, kept = kept_score(history, 0), kept_score(history, best_step)
+    return base is not None and kept is not None and kept > base
 
 
 def file_digest(path: Path) -> str:
