@@ -48,6 +48,7 @@ def test_manifest_records_how_the_index_was_built(full_build: tuple[Settings, Bu
         "similar.annoy",
         "search.npy",
         "similar.npy",
+        "dense.npy",
         "products.jsonl",
         "lexical",
         "rejected.jsonl",

@@ -8,12 +8,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from recsys.build.assemble import BuildResult
 from recsys.errors import InvalidRequestError, ProductNotFoundError
 from recsys.evaluation.metrics import evaluate, read_qrels, read_queries
 from recsys.index.ann import exact_top
+from recsys.index.store import IndexStore
+from recsys.model.encoder import Encoder
+from recsys.model.templates import Template
 from recsys.query.engine import Engine
 from recsys.query.filters import Filters
 from recsys.query.requests import RecommendBody, SearchParams, check
+from recsys.settings import Settings
 from tests.conftest import FIXTURES
 
 
@@ -165,3 +170,26 @@ def test_filtered_recall_at_every_selectivity(
         truth_all = [set(exact_top(np.asarray(space.vectors), q, 10)[0].tolist()) for q in queries]
         recall = sum(len(a & b) for a, b in zip(unfiltered, truth_all, strict=True)) / (10 * len(queries))
         assert recall >= 0.95
+
+
+def test_one_scan_of_the_dense_score_ranks_as_the_two_spaces_do(
+    full_build: tuple[Settings, BuildResult], encoder: Encoder, template: Template
+) -> None:
+    settings, _ = full_build
+    dense_only = Engine(
+        settings.replace(hybrid_weight=0.0), encoder, template, IndexStore(settings.index_dir)
+    )
+    index = dense_only.index
+    w = settings.short_vector_weight
+    search, similar = index.spaces["search"].vectors, index.spaces["similar"].vectors
+    assert index.manifest.dense_weight == w and index.dense is not None
+    np.testing.assert_allclose(index.dense, (1 - w) * search + w * similar, atol=1e-6)
+    assert index.dense_space(w + 0.1, len(index)) is None  # built for another weight: the two spaces
+    assert index.dense_space(w, len(index)) is not None  # a top-n as large as the index: one scan
+    for query in ("wireless headphones", "black leather boots", "duvet cover"):
+        vector = dense_only.embed_query(query)
+        exact = (1 - w) * (search @ vector) + w * (similar @ vector)
+        expected = np.argsort(-exact, kind="stable")[:10]
+        hits = dense_only.search(query, k=10).hits
+        assert [h.row for h in hits] == [int(r) for r in expected], query
+        np.testing.assert_allclose([h.score for h in hits], exact[expected], atol=1e-5)

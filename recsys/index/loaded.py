@@ -9,7 +9,15 @@ import numpy as np
 
 from recsys.catalogue import PriceBands, Vocabulary
 from recsys.errors import IndexCorruptError
-from recsys.index.ann import AnnBackend, Hits, exact_top, load_annoy, load_vectors, make_backend
+from recsys.index.ann import (
+    AnnBackend,
+    ExactBackend,
+    Hits,
+    exact_top,
+    load_annoy,
+    load_vectors,
+    make_backend,
+)
 from recsys.index.lexical import Lexical
 from recsys.index.manifest import Identity, Manifest
 from recsys.index.products import ProductStore, RowsById
@@ -60,6 +68,9 @@ class LoadedIndex:
             self.spaces[name] = VectorSpace(
                 vectors, make_backend(annoy, vectors, self.manifest.tuning[name].search_k)
             )
+        self.dense: np.ndarray | None = None  # (1 - w)·search + w·similar, w = manifest.dense_weight
+        if self.manifest.dense_weight is not None:
+            self.dense = load_vectors(self.path / "dense.npy")
         self.products = ProductStore(self.path)
         self.rows = RowsById(self.products)
         self.columns = FilterColumns.load(self.path / "columns")
@@ -70,6 +81,8 @@ class LoadedIndex:
         expected_rows = self.manifest.counts.products
         shapes = {name: len(space.vectors) for name, space in self.spaces.items()}
         shapes.update(products=len(self.products), bands=len(self.band))
+        if self.dense is not None:
+            shapes["dense"] = len(self.dense)
         wrong = {name: n for name, n in shapes.items() if n != expected_rows}
         if wrong:
             raise IndexCorruptError(
@@ -78,6 +91,19 @@ class LoadedIndex:
 
     def __len__(self) -> int:
         return len(self.products)
+
+    def dense_space(self, short_weight: float, n: int) -> VectorSpace | None:
+        """The dense score (see :mod:`recsys.query.fusion`) as one exact space, where it pays: when this
+        index holds it for ``short_weight`` and a top-``n`` of the *search* space would score every row
+        anyway (a catalogue where Annoy needs about a full scan for the recall target). One scan of
+        one matrix then ranks by the very score the fusion uses, and reads half the bytes of two
+        (measured on the crowdflower index, between two queries' forward passes: 0.78 ms against
+        1.75 ms, since one matrix stays in the CPU's cache where two do not)."""
+        if self.dense is None or self.manifest.dense_weight != short_weight:
+            return None
+        if self.spaces["search"].backend.cost(n, len(self)) < len(self):
+            return None
+        return VectorSpace(self.dense, ExactBackend(self.dense))
 
     def mask(self, filters: Filters | None) -> np.ndarray | None:
         return None if filters is None or filters.is_empty() else self.columns.mask(filters)

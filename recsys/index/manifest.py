@@ -68,6 +68,8 @@ class Manifest(Identity):
     template_name: str = "unnamed"
     trees: int
     tuning: dict[str, SpaceTuning]
+    # dense.npy holds (1 - w)·search + w·similar for this short-vector weight w; None: no dense.npy
+    dense_weight: float | None = None
     counts: Counts
     catalogue_hash: str
     built_at: str

@@ -183,7 +183,7 @@ class Engine:
             normalise_query(text),
             size,
             filters,
-            with_short=self.fusion.short_weight > 0,
+            short_weight=self.fusion.short_weight,
             with_lexical=self.fusion.lexical_weight > 0,
             exact_fraction=self.settings.exact_filter_fraction,
         )

@@ -23,17 +23,23 @@ def candidates(
     size: int,
     filters: Filters | None,
     *,
-    with_short: bool,
+    short_weight: float,
     with_lexical: bool,
     exact_fraction: float,
 ) -> tuple[np.ndarray, CandidateScores]:
-    """Rows (base rows first, then delta rows) and their evidence."""
+    """Rows (base rows first, then delta rows) and their evidence. The dense candidates are the top
+    rows of the dense score itself where the index holds it and a scan is due anyway, else the top
+    rows of each vector space."""
     index = live.index
     mask = live.mask(filters)
     size = max(size, POOL)
-    pools = [index.spaces["search"].top(vector, size, mask, exact_fraction)[0]]
-    if with_short:
-        pools.append(index.spaces["similar"].top(vector, size, mask, exact_fraction)[0])
+    dense = index.dense_space(short_weight, size)
+    if dense is not None:
+        pools = [dense.top(vector, size, mask, exact_fraction)[0]]
+    else:
+        pools = [index.spaces["search"].top(vector, size, mask, exact_fraction)[0]]
+        if short_weight > 0:
+            pools.append(index.spaces["similar"].top(vector, size, mask, exact_fraction)[0])
     bm25 = index.lexical.scores(query) if with_lexical else None
     if bm25 is not None and mask is not None:
         bm25 = np.where(mask, bm25, 0.0)
