@@ -59,6 +59,10 @@ def test_onnx_query_path_gives_the_torch_vectors(model_encoder: TransformerEncod
     queries = ["16 gb memory card", "affordable wireless headphones", "a"]
     np.testing.assert_allclose(fast.encode_queries(queries), model_encoder.encode_queries(queries), atol=1e-5)
     assert fast.path.is_file() and fast.identity == model_encoder.identity
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(fast.path)).graph.node}
+    assert "Attention" in ops and "SkipLayerNormalization" in ops, ops  # fused by ONNX Runtime
     np.testing.assert_allclose(
         fast.encode_documents(queries[:1]), model_encoder.encode_documents(queries[:1])
     )

@@ -4,11 +4,11 @@ A storefront query is a handful of tokens, where torch's per-operator overhead d
 kind of CPU a query takes about 10 ms in torch and under 4 ms in ONNX Runtime, with the same vector
 (to 1e-5). ``int8``, the default, quantises the weights per channel: about 1.6 ms a query, vectors
 within cosine 0.986 of the exact ones, and at most 0.003 nDCG@10 lost on any development set
-(crowdflower 0.8258 against 0.8280, homedepot 0.3989 against 0.3992; ``RECSYS_QUERY_RUNTIME=onnx``
-gives the exact vectors). Documents stay on torch, the reference path. The export is a derived
-artifact keyed by the model's identity, made by the first process that needs it (never before a
-fork: it runs the model) and published with an atomic rename. If ONNX Runtime is missing or the
-export fails, queries fall back to torch: the failure is logged once and
+(hybrid: crowdflower 0.8259 against 0.8281, homedepot 0.4126 against 0.4118;
+``RECSYS_QUERY_RUNTIME=onnx`` gives the exact vectors). Documents stay on torch, the reference path.
+The export is a derived artifact keyed by the model's identity, made by the first process that
+needs it (never before a fork: it runs the model) and published with an atomic rename. If ONNX
+Runtime is missing or the export fails, queries fall back to torch: the failure is logged once and
 :attr:`OnnxQueryEncoder.fallback` says why, which ``/readyz`` and ``/metrics`` report.
 """
 
@@ -29,6 +29,7 @@ from recsys.model.batching import QueryBatcher
 from recsys.model.encoder import Progress, TransformerEncoder, pool
 
 log = logging.getLogger(__name__)
+EXPORT_VERSION = 2  # 2: eager attention, fused by ONNX Runtime's transformer optimizer where it can
 
 
 class OnnxQueryEncoder:
@@ -37,7 +38,8 @@ class OnnxQueryEncoder:
     def __init__(self, torch_encoder: TransformerEncoder, cache_dir: Path, *, int8: bool = False) -> None:
         self.torch = torch_encoder
         self.int8 = int8
-        self.path = Path(cache_dir) / f"{torch_encoder.identity}{'-int8' if int8 else ''}.onnx"
+        name = f"{torch_encoder.identity}-v{EXPORT_VERSION}{'-int8' if int8 else ''}.onnx"
+        self.path = Path(cache_dir) / name
         self._session: Any = None
         self.fallback: str | None = None  # why queries run on torch instead, once that happened
         self._lock = threading.Lock()
@@ -117,12 +119,19 @@ class OnnxQueryEncoder:
 def export(encoder: TransformerEncoder, path: Path, *, int8: bool = False) -> None:
     """Trace the model with its pooling and normalisation into one ONNX graph at ``path``.
 
+    The model is traced with eager attention, whose graph ONNX Runtime's transformer optimizer knows,
+    so that each layer's attention, GELU and layer norms become single fused operators where the
+    model type allows it (BERT-like models such as all-MiniLM-L6-v2: 567 nodes become about 30);
+    the fused graph is kept only if it gives the traced graph's vectors. With a handful of tokens a
+    query is dominated by per-operator overhead: measured, the int8 query 1.63 ms against 2.03 ms.
     ``int8``: then quantise its matrix products' weights to int8, per channel (dynamic quantisation).
     """
     import torch
+    from transformers import AutoModel
 
-    tokenizer, model = encoder.loaded()
+    tokenizer, _ = encoder.loaded()
     spec = encoder.spec
+    model = AutoModel.from_pretrained(spec.path, local_files_only=True, attn_implementation="eager").eval()
 
     class Pooled(torch.nn.Module):
         def __init__(self) -> None:
@@ -151,6 +160,11 @@ def export(encoder: TransformerEncoder, path: Path, *, int8: bool = False) -> No
                 opset_version=17,
                 dynamo=False,
             )
+        _fuse(
+            tmp,
+            model.config,
+            {k: v.numpy() for k, v in sample.items() if k in ("input_ids", "attention_mask")},
+        )
         if int8:
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -161,7 +175,8 @@ def export(encoder: TransformerEncoder, path: Path, *, int8: bool = False) -> No
                     quantized,
                     weight_type=QuantType.QInt8,
                     per_channel=True,
-                    op_types_to_quantize=["MatMul"],
+                    op_types_to_quantize=["MatMul", "Attention"],
+                    extra_options={"DefaultTensorType": 1},  # FLOAT, for the fused ops' outputs
                 )
                 os.replace(quantized, tmp)
             finally:
@@ -169,6 +184,31 @@ def export(encoder: TransformerEncoder, path: Path, *, int8: bool = False) -> No
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _fuse(path: Path, config: Any, feeds: dict[str, np.ndarray]) -> None:
+    """Replace the graph at ``path`` by ONNX Runtime's fusion of it, if the optimizer knows the model
+    type and the fused graph gives the same vectors (to 1e-4); otherwise leave it as traced."""
+    from onnxruntime.transformers.optimizer import MODEL_TYPES, optimize_model
+
+    kind = getattr(config, "model_type", "")
+    heads, hidden = getattr(config, "num_attention_heads", 0), getattr(config, "hidden_size", 0)
+    if kind not in MODEL_TYPES or not heads or not hidden:
+        return
+    fused = path.with_name(path.name + ".fused")
+    try:
+        optimize_model(
+            str(path), model_type=kind, num_heads=heads, hidden_size=hidden, opt_level=1
+        ).save_model_to_file(str(fused))
+        traced, optimised = (_session(p, 1).run(None, feeds)[0] for p in (path, fused))
+        if np.allclose(traced, optimised, atol=1e-4):
+            os.replace(fused, path)
+        else:
+            log.warning("ONNX Runtime's fusion of %s changed its vectors; the traced graph is kept", kind)
+    except Exception:  # the fusion is an optimisation: the traced graph is as right
+        log.exception("ONNX Runtime could not fuse the %s graph; the traced graph is kept", kind)
+    finally:
+        fused.unlink(missing_ok=True)
 
 
 def _session(path: Path, threads: int) -> Any:
