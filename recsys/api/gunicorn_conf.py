@@ -18,12 +18,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 bind = os.environ.get("RECSYS_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # sync: each worker takes one connection at a time, so the kernel spreads requests over the workers
-# (measured, crowdflower index, 2 clients: 206 req/s at p50 9.0 ms against gthread's 158 at 12.5 ms,
-# whose keep-alive connections can both stick to one worker). Behind a buffering proxy, as gunicorn
-# recommends for sync workers; RECSYS_WEB_WORKER_CLASS=gthread (with RECSYS_WEB_THREADS) keeps
-# connections alive for clients that talk to gunicorn directly.
+# (measured, crowdflower index, 2 clients: 167 req/s at p50 11.6 ms against gthread's 157 at 12.2 ms,
+# whose keep-alive connections can both stick to one worker). One thread: gunicorn silently runs
+# gthread instead of sync when given more. Behind a buffering proxy, as gunicorn recommends for sync
+# workers; RECSYS_WEB_WORKER_CLASS=gthread with RECSYS_WEB_THREADS=2 or more keeps connections alive
+# for clients that talk to gunicorn directly.
 worker_class = os.environ.get("RECSYS_WEB_WORKER_CLASS", "sync")
-threads = int(os.environ.get("RECSYS_WEB_THREADS", "2"))
+threads = int(os.environ.get("RECSYS_WEB_THREADS", "1"))
 preload_app = True
 max_requests = int(os.environ.get("RECSYS_WEB_MAX_REQUESTS", "0"))  # 0: never recycle a worker
 max_requests_jitter = max_requests // 10
