@@ -37,6 +37,7 @@ from recsys.index.store import IndexStore
 from recsys.model.encoder import Encoder
 from recsys.model.templates import Template
 from recsys.query.filters import FilterColumns
+from recsys.query.fusion import dense
 from recsys.settings import Settings
 
 TUNING_QUERIES = 200
@@ -105,7 +106,7 @@ def assemble(
     # the dense score as one matrix: a search that scans every row reads half the bytes of the two
     # spaces (see LoadedIndex.dense_space)
     dense_weight = settings.short_vector_weight
-    save_vectors((1.0 - dense_weight) * search_vectors + dense_weight * similar_vectors, staged / "dense.npy")
+    save_vectors(dense(search_vectors, similar_vectors, dense_weight), staged / "dense.npy")
     say("building BM25 index")
     # the search text with the title once more: a title-field boost for BM25 (+0.01 nDCG@10 measured)
     lexical = [f"{text} | {product.title}" for text, product in zip(rendered.search, products, strict=True)]

@@ -2,7 +2,8 @@
 candidates' score arrays, so they are testable without a model, and the one place ranking changes.
 
 * dense = (1 − short_weight) · cos(query, full text) + short_weight · cos(query, attributes-and-title)
-  — the short vector keeps a long description from drowning the title;
+  — the short vector keeps a long description from drowning the title (a build also writes this
+  mix of the two vectors as one matrix, dense.npy, for searches that scan every row);
 * fused = (1 − lexical_weight) · dense + lexical_weight · lexical, where lexical is on [0, 1]
   (BM25 divided by the query's best BM25; query-term overlap for live-delta products, which the
   immutable BM25 index does not hold). Without lexical evidence the dense score stands alone;
