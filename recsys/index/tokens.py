@@ -1,5 +1,5 @@
-"""How product and query text is cut into terms for BM25: words with units and sizes normalised, and
-character 3-grams.
+"""How product and query text is cut into terms for BM25: words with units and sizes normalised,
+character 3-grams and word bigrams.
 
 * Words: HTML entities decoded, lowercase; ``cu. ft.``/``cubic feet`` → ``cuft``, ``sq. ft.`` → ``sqft``;
   after a number, a unit's spellings become one (``1/2 in.`` = ``1/2"`` = ``1/2 inch``; ft, gal, lb, oz,
@@ -9,6 +9,8 @@ character 3-grams.
   digit are stemmed (PyStemmer, English).
 * 3-grams: of every word without a digit (not a stopword), padded ``#word#``, unstemmed: they catch
   misspellings and run-together words ("refrigirator", "videogames").
+* Bigrams: each pair of adjacent word terms (``wireless_mouse``, ``1/2_inch``), of the title only:
+  they rank "wireless mouse" above "mouse pad for a wireless keyboard".
 
 Queries go through the same functions as documents.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import html
 import re
 from functools import lru_cache
+from itertools import pairwise
 from typing import Any
 
 UNITS = (
@@ -78,6 +81,13 @@ def words(text: str) -> list[str]:
             out.append(part)
     stems = _stemmer().stemWords(out)
     return [w if _DIGIT.search(w) else s for w, s in zip(out, stems, strict=True)]
+
+
+def bigrams(text: str) -> list[str]:
+    """Each pair of adjacent word terms of ``text`` (stopwords dropped first, so "mouse for gaming"
+    gives ``mous_game``)."""
+    terms = words(text)
+    return [f"{a}_{b}" for a, b in pairwise(terms)]
 
 
 def trigrams(text: str) -> list[str]:
