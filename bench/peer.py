@@ -22,10 +22,11 @@ from typing import Any
 
 from recsys.catalogue import load_catalogue
 from recsys.evaluation.metrics import evaluate, read_qrels, read_queries
+from recsys.evaluation.modes import DEFAULT_MODE
 from recsys.settings import PROJECT_ROOT, Settings
 
 SETS = ("crowdflower", "homedepot")
-OURS = "hybrid+intent"  # what serving does
+OURS = DEFAULT_MODE  # what serving does
 BASELINES = ("bm25", "txtai_hybrid")
 
 
