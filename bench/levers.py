@@ -17,7 +17,7 @@ import torch
 from recsys.build.texts import render
 from recsys.catalogue import load_catalogue
 from recsys.model.encoder import TransformerEncoder, padded, pool, token_batches
-from recsys.model.onnxquery import export
+from recsys.model.onnxquery import export, quantize
 from recsys.model.templates import Template
 from recsys.settings import Settings
 
@@ -57,9 +57,10 @@ def main(catalogue: Path) -> None:
         folder = Path(settings.data_dir).resolve() / "bench-levers"
         path = folder / f"model{'-int8' if int8 else ''}{'-ffn-out-fp32' if ffn_out_fp32 else ''}.onnx"
         if not path.is_file() and ffn_out_fp32:
-            if not (folder / "model.onnx").is_file():
-                export(encoder, folder / "model.onnx")
-            int8_except_ffn_out(folder / "model.onnx", path)
+            fp32 = folder / "model.onnx"
+            if not fp32.is_file():
+                export(encoder, fp32)
+            quantize(fp32, path, exclude=ffn_outputs(fp32))
         elif not path.is_file():
             export(encoder, path, int8=int8)
         options = onnxruntime.SessionOptions()
@@ -102,28 +103,18 @@ def main(catalogue: Path) -> None:
     print(json.dumps(report))
 
 
-def int8_except_ffn_out(fp32: Path, out: Path) -> None:
-    """int8 weights per channel everywhere but each layer's feed-forward output: the MatMuls that read
-    a GELU's output, whose heavy-tailed activations lose most under per-tensor activation scales."""
+def ffn_outputs(path: Path) -> list[str]:
+    """The names of each layer's feed-forward output MatMul in the graph at ``path``: the MatMuls that
+    read a GELU's output, whose heavy-tailed activations lose most under per-tensor activation scales."""
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    graph = onnx.load(str(fp32)).graph
+    graph = onnx.load(str(path)).graph
     producer = {output: node for node in graph.node for output in node.output}
 
     def reads_gelu(node: Any) -> bool:
         return any("Gelu" in getattr(producer.get(i), "op_type", "") for i in node.input)
 
-    ffn_out = [node.name for node in graph.node if node.op_type == "MatMul" and reads_gelu(node)]
-    quantize_dynamic(
-        fp32,
-        out,
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-        op_types_to_quantize=["MatMul", "Attention"],
-        nodes_to_exclude=ffn_out,
-        extra_options={"DefaultTensorType": 1},
-    )
+    return [node.name for node in graph.node if node.op_type == "MatMul" and reads_gelu(node)]
 
 
 if __name__ == "__main__":

@@ -166,24 +166,31 @@ def export(encoder: TransformerEncoder, path: Path, *, int8: bool = False) -> No
             {k: v.numpy() for k, v in sample.items() if k in ("input_ids", "attention_mask")},
         )
         if int8:
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
             quantized = tmp.with_name(tmp.name + ".int8")
             try:
-                quantize_dynamic(
-                    tmp,
-                    quantized,
-                    weight_type=QuantType.QInt8,
-                    per_channel=True,
-                    op_types_to_quantize=["MatMul", "Attention"],
-                    extra_options={"DefaultTensorType": 1},  # FLOAT, for the fused ops' outputs
-                )
+                quantize(tmp, quantized)
                 os.replace(quantized, tmp)
             finally:
                 quantized.unlink(missing_ok=True)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def quantize(source: Path, target: Path, exclude: Sequence[str] = ()) -> None:
+    """Write ``source``'s graph to ``target`` with its matrix products' weights in int8, per channel
+    (dynamic quantisation), but for the nodes named in ``exclude``."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        source,
+        target,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        op_types_to_quantize=["MatMul", "Attention"],
+        nodes_to_exclude=list(exclude),
+        extra_options={"DefaultTensorType": 1},  # FLOAT, for the fused ops' outputs
+    )
 
 
 def _fuse(path: Path, config: Any, feeds: dict[str, np.ndarray]) -> None:
