@@ -177,6 +177,30 @@ def test_it_changes_the_vectors(tuned: FinetuneResult, model_encoder: Transforme
     assert cosines.min() > 0.8  # ...without wrecking them
 
 
+def test_top_layers_adapts_only_the_top_layers(
+    ft_settings: Settings, template: Template, data: FinetuneData
+) -> None:
+    from safetensors.numpy import load_file
+
+    knobs = {**TINY, "steps": 2, "validate_every": 2, "top_layers": 2}
+    result = finetune(
+        data,
+        ft_settings.data_dir / "top2",
+        settings=ft_settings,
+        template=template,
+        config=FinetuneConfig(**knobs),
+    )
+    base = load_file(str(ft_settings.resolved_model_dir / "model.safetensors"))
+    tuned = load_file(str(result.out / "model.safetensors"))
+
+    def moved(layer: int) -> bool:
+        name = f"encoder.layer.{layer}.attention.self.query.weight"
+        return not np.array_equal(base[name], tuned[name])
+
+    assert [moved(layer) for layer in range(6)] == [False] * 4 + [True] * 2
+    assert result.record.config["top_layers"] == 2
+
+
 def test_bit_for_bit_reproducible_and_the_cli_runs_the_same(
     tuned: FinetuneResult, tuned_by_cli: Path
 ) -> None:

@@ -42,6 +42,9 @@ class FinetuneConfig(BaseModel):
     alpha: int = Field(32, ge=1)  # LoRA scaling is alpha / rank
     lora_dropout: float = Field(0.1, ge=0.0, lt=1.0)
     targets: Targets = "attention"
+    # LoRA on the top N transformer layers only (0: every layer); the layers below run without
+    # gradients, so a step's backward pass stops where the adapters start and costs less
+    top_layers: int = Field(0, ge=0, le=256)
     temperature: float = Field(0.05, gt=0.0, le=1.0)  # softmax temperature (scale = 1 / temperature)
     learn_temperature: bool = False  # learn the scale, starting from 1 / temperature
     hard_negatives: int = Field(1, ge=0, le=8)  # per query, besides the in-batch ones

@@ -122,11 +122,15 @@ def train(
     with deterministic(config.seed, device):
         tokenizer = AutoTokenizer.from_pretrained(base_dir, local_files_only=True)
         base = AutoModel.from_pretrained(base_dir, local_files_only=True)
+        layers = int(getattr(base.config, "num_hidden_layers", 0) or 0)
         lora = LoraConfig(
             r=config.rank,
             lora_alpha=config.alpha,
             lora_dropout=config.lora_dropout,
             target_modules=TARGET_MODULES[config.targets],
+            layers_to_transform=(
+                list(range(layers - config.top_layers, layers)) if 0 < config.top_layers < layers else None
+            ),
             bias="none",
         )
         model = get_peft_model(base, lora).to(device)
