@@ -9,7 +9,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -17,7 +16,7 @@ import torch
 from recsys.build.texts import render
 from recsys.catalogue import load_catalogue
 from recsys.model.encoder import TransformerEncoder, padded, pool, token_batches
-from recsys.model.onnxquery import export, quantize
+from recsys.model.onnxquery import export, ffn_outputs, quantize
 from recsys.model.templates import Template
 from recsys.settings import Settings
 
@@ -101,20 +100,6 @@ def main(catalogue: Path) -> None:
             "least_cosine": round(float(cosines.min()), 4),
         }
     print(json.dumps(report))
-
-
-def ffn_outputs(path: Path) -> list[str]:
-    """The names of each layer's feed-forward output MatMul in the graph at ``path``: the MatMuls that
-    read a GELU's output, whose heavy-tailed activations lose most under per-tensor activation scales."""
-    import onnx
-
-    graph = onnx.load(str(path)).graph
-    producer = {output: node for node in graph.node for output in node.output}
-
-    def reads_gelu(node: Any) -> bool:
-        return any("Gelu" in getattr(producer.get(i), "op_type", "") for i in node.input)
-
-    return [node.name for node in graph.node if node.op_type == "MatMul" and reads_gelu(node)]
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import pytest
 
 from recsys.errors import ModelError
 from recsys.model.encoder import ModelSpec, TransformerEncoder
+from recsys.model.templates import Template
 from recsys.settings import default_model_dir
 
 TEXTS = [
@@ -119,3 +120,43 @@ def test_bf16_documents_stay_within_their_cosine_tolerance(model_encoder: Transf
     assert cosines.mean() >= 0.999 and cosines.min() >= 0.995
     assert bf16.document_identity != model_encoder.document_identity  # the embedding cache keeps them apart
     assert bf16.identity == model_encoder.identity  # the same model: an index serves either's queries
+
+
+def test_int8_documents_stay_within_their_cosine_tolerance(
+    model_encoder: TransformerEncoder, template: Template, fixture_catalogue: Path, tmp_path: Path
+) -> None:
+    """The default document path on CPUs without native bf16: ONNX Runtime, int8 weights but for each
+    layer's feed-forward output, catalogue documents within mean cosine 0.995 of float32."""
+    from recsys.build.texts import render
+    from recsys.catalogue import load_catalogue
+
+    rendered = render(load_catalogue(fixture_catalogue).products[:40], template)
+    texts = [*rendered.search, *rendered.similar]
+    int8 = TransformerEncoder(model_encoder.spec.path, document_precision="int8", onnx_dir=tmp_path)
+    exact = model_encoder.encode_documents(texts)
+    cosines = (int8.encode_documents(texts) * exact).sum(axis=1)
+    assert cosines.mean() >= 0.995 and cosines.min() >= 0.98, (cosines.mean(), cosines.min())
+    assert list(tmp_path.glob("*-documents-int8.onnx"))  # exported once, beside the query models
+    assert int8.document_identity != model_encoder.document_identity
+    assert int8.identity == model_encoder.identity
+
+
+def test_document_precision_resolves_to_what_the_cpu_can_do() -> None:
+    from recsys.model.encoder import bf16_supported, resolve_precision
+
+    assert resolve_precision("auto", True) == ("bf16" if bf16_supported() else "int8")
+    assert resolve_precision("auto", False) in ("bf16", "fp32")  # int8 needs somewhere to export to
+    assert resolve_precision("auto", True, "qwen3") in ("bf16", "fp32")  # int8 was measured on BERT only
+    assert resolve_precision("fp32", True) == "fp32"
+    with pytest.raises(ModelError, match="ONNX Runtime"):
+        resolve_precision("int8", False)
+
+
+def test_int8_documents_that_cannot_be_exported_say_what_to_set(
+    model_encoder: TransformerEncoder, tmp_path: Path
+) -> None:
+    blocked = tmp_path / "onnx"
+    blocked.write_text("a file where the export directory should be")
+    int8 = TransformerEncoder(model_encoder.spec.path, document_precision="int8", onnx_dir=blocked)
+    with pytest.raises(ModelError, match="RECSYS_DOCUMENT_PRECISION=fp32"):
+        int8.encode_documents(TEXTS)
