@@ -71,6 +71,8 @@ LEVERS: dict[str, dict[str, Any]] = {
     "generated-only": {"mix_judged": 0.0},
     "positives-top-third": {"positives": "top-third"},
     "no-short-loss": {"short_loss": False},
+    "no-short-loss+top-3-layers": {"short_loss": False, "top_layers": 3},
+    "no-short-loss+dense-skip-10": {"short_loss": False, "dense_skip": 10},
     "no-similar-pairs": {"mix_similar": 0.0},
     "no-generated": {"mix_generated": 0.0},
 }
@@ -95,6 +97,8 @@ SET_LEVERS = {
         "temperature-0.1",
         "temperature-learnt",
         "no-short-loss",
+        "no-short-loss+top-3-layers",
+        "no-short-loss+dense-skip-10",
     ],
     "similar": [
         "default",
