@@ -5,7 +5,8 @@ kind of CPU a query takes about 10 ms in torch and under 4 ms in ONNX Runtime, w
 (to 1e-5). ``int8``, the default, quantises the weights per channel: about 1.6 ms a query, vectors
 within cosine 0.986 of the exact ones, and at most 0.003 nDCG@10 lost on any development set
 (hybrid: crowdflower 0.8259 against 0.8281, homedepot 0.4126 against 0.4118;
-``RECSYS_QUERY_RUNTIME=onnx`` gives the exact vectors). Documents stay on torch, the reference path.
+``RECSYS_QUERY_RUNTIME=onnx`` gives the exact vectors). Documents run on torch (float32 or bf16) or,
+on CPUs without native bf16, on an int8 export of the same graph (see :func:`export`).
 The export is a derived artifact keyed by the model's identity, made by the first process that
 needs it (never before a fork: it runs the model) and published with an atomic rename. If ONNX
 Runtime is missing or the export fails, queries fall back to torch: the failure is logged once and
