@@ -23,6 +23,7 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 BATCH_TOKENS = 8192  # padded tokens per forward pass when embedding documents
 FINETUNE_FILE = "finetune.json"  # written by ``recsys finetune``: part of the identity
 Progress = Callable[[int], None]
+Forward = Callable[[np.ndarray, np.ndarray], np.ndarray]  # token ids and mask -> vectors
 
 
 class Encoder(Protocol):
@@ -151,7 +152,6 @@ class TransformerEncoder:
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens
         self.document_precision = resolve_precision(document_precision, onnx_dir is not None, self.spec.kind)
-        self.bf16 = self.document_precision == "bf16"
         self.onnx_dir = onnx_dir
         self._model: Any = None
         self._tokenizer: Any = None
@@ -188,13 +188,14 @@ class TransformerEncoder:
         return None
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode([self.spec.query_prefix + t for t in texts], None)
+        return self._encode([self.spec.query_prefix + t for t in texts], None, self._torch_forward(False))
 
     def encode_documents(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
-        texts = [self.spec.document_prefix + t for t in texts]
         if self.document_precision == "int8":
-            return self._encode_onnx(texts, progress)
-        return self._encode(texts, progress, bf16=self.bf16)
+            forward = self._onnx_forward()
+        else:
+            forward = self._torch_forward(self.document_precision == "bf16")
+        return self._encode([self.spec.document_prefix + t for t in texts], progress, forward)
 
     def _load(self) -> None:
         import torch
@@ -215,34 +216,43 @@ class TransformerEncoder:
                 self._load()
         return self._tokenizer, self._model
 
-    def _encode(self, texts: list[str], progress: Progress | None, bf16: bool = False) -> np.ndarray:
+    def _encode(self, texts: list[str], progress: Progress | None, forward: Forward) -> np.ndarray:
+        """``texts`` in token batches of similar length, each run through ``forward``."""
+        tokenizer, _ = self.loaded()
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        ids: list[list[int]] = tokenizer(texts, truncation=True, max_length=self.spec.max_length)["input_ids"]
+        for batch in token_batches([len(x) for x in ids], self.batch_tokens, self.batch_size):
+            out[batch] = forward(*padded([ids[i] for i in batch]))
+            if progress is not None:
+                progress(len(batch))
+        return out
+
+    def _torch_forward(self, bf16: bool) -> Forward:
         import contextlib
 
         import torch
 
-        tokenizer, model = self.loaded()
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        ids: list[list[int]] = tokenizer(texts, truncation=True, max_length=self.spec.max_length)["input_ids"]
-        # bf16 matrix products on CPUs that have them (AVX-512 BF16, AMX): about 1.5x the texts a second
-        precision = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-        with torch.inference_mode(), precision:
-            for batch in token_batches([len(x) for x in ids], self.batch_tokens, self.batch_size):
-                input_ids, mask = padded([ids[i] for i in batch])
-                hidden = model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(mask))
-                vectors = pool(hidden.last_hidden_state.float(), torch.from_numpy(mask), self.spec.pooling)
-                if self.spec.normalize:
-                    vectors = torch.nn.functional.normalize(vectors, p=2, dim=1)
-                out[batch] = vectors.float().numpy()
-                if progress is not None:
-                    progress(len(batch))
-        return out
+        _, model = self.loaded()
+        spec = self.spec
 
-    def _encode_onnx(self, texts: list[str], progress: Progress | None) -> np.ndarray:
+        def forward(input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+            # bf16 matrix products on CPUs that have them (AVX-512 BF16, AMX): about 1.5x the texts a second
+            precision = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+            with torch.inference_mode(), precision:
+                hidden = model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(mask))
+                vectors = pool(hidden.last_hidden_state.float(), torch.from_numpy(mask), spec.pooling)
+                if spec.normalize:
+                    vectors = torch.nn.functional.normalize(vectors, p=2, dim=1)
+                result: np.ndarray = vectors.float().numpy()
+            return result
+
+        return forward
+
+    def _onnx_forward(self) -> Forward:
         """Documents on ONNX Runtime with int8 weights but each layer's feed-forward output in float32
-        (see :func:`recsys.model.onnxquery.export`), in the same token batches as torch."""
+        (see :func:`recsys.model.onnxquery.export`), exported on first use."""
         from recsys.model.onnxquery import EXPORT_VERSION, export, session
 
-        tokenizer, _ = self.loaded()
         with self._documents_lock:
             if self._documents is None:
                 assert self.onnx_dir is not None
@@ -256,14 +266,13 @@ class TransformerEncoder:
                         f"int8 documents: could not export {self.spec.name} to ONNX Runtime at {path} "
                         f"({type(exc).__name__}: {exc}); set RECSYS_DOCUMENT_PRECISION=fp32"
                     ) from exc
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        ids: list[list[int]] = tokenizer(texts, truncation=True, max_length=self.spec.max_length)["input_ids"]
-        for batch in token_batches([len(x) for x in ids], self.batch_tokens, self.batch_size):
-            input_ids, mask = padded([ids[i] for i in batch])
-            out[batch] = self._documents.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
-            if progress is not None:
-                progress(len(batch))
-        return out
+        documents = self._documents
+
+        def forward(input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+            result: np.ndarray = documents.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
+            return result
+
+        return forward
 
 
 def resolve_precision(asked: str, onnx: bool, kind: str = "bert") -> str:
