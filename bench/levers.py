@@ -27,9 +27,9 @@ def main(catalogue: Path) -> None:
     both = [*rendered.search, *rendered.similar]
     texts = list(dict.fromkeys(both))
     encoder = TransformerEncoder(settings.resolved_model_dir, threads=2)
-    tokenizer, model = encoder.loaded()
+    model = encoder.model()
     torch.set_num_threads(2)
-    ids = tokenizer(texts, truncation=True, max_length=encoder.spec.max_length)["input_ids"]
+    ids = encoder.tokenize(texts)
     lengths = [len(x) for x in ids]
     by_chars = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
     fixed = [by_chars[i : i + 32] for i in range(0, len(texts), 32)]

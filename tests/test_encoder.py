@@ -122,8 +122,20 @@ def test_bf16_documents_stay_within_their_cosine_tolerance(model_encoder: Transf
     assert bf16.identity == model_encoder.identity  # the same model: an index serves either's queries
 
 
+@pytest.fixture(scope="module")
+def int8_encoder(
+    model_encoder: TransformerEncoder, tmp_path_factory: pytest.TempPathFactory
+) -> TransformerEncoder:
+    """An encoder whose documents run in int8 on ONNX Runtime, exported once for this module."""
+    onnx_dir = tmp_path_factory.mktemp("onnx")
+    return TransformerEncoder(model_encoder.spec.path, document_precision="int8", onnx_dir=onnx_dir)
+
+
 def test_int8_documents_stay_within_their_cosine_tolerance(
-    model_encoder: TransformerEncoder, template: Template, fixture_catalogue: Path, tmp_path: Path
+    model_encoder: TransformerEncoder,
+    int8_encoder: TransformerEncoder,
+    template: Template,
+    fixture_catalogue: Path,
 ) -> None:
     """The default document path on CPUs without native bf16: ONNX Runtime, int8 weights but for each
     layer's feed-forward output, catalogue documents within mean cosine 0.995 of float32."""
@@ -132,13 +144,67 @@ def test_int8_documents_stay_within_their_cosine_tolerance(
 
     rendered = render(load_catalogue(fixture_catalogue).products[:40], template)
     texts = [*rendered.search, *rendered.similar]
-    int8 = TransformerEncoder(model_encoder.spec.path, document_precision="int8", onnx_dir=tmp_path)
+    int8 = int8_encoder
     exact = model_encoder.encode_documents(texts)
     cosines = (int8.encode_documents(texts) * exact).sum(axis=1)
     assert cosines.mean() >= 0.995 and cosines.min() >= 0.98, (cosines.mean(), cosines.min())
-    assert list(tmp_path.glob("*-documents-int8.onnx"))  # exported once, beside the query models
+    assert int8.onnx_dir and list(int8.onnx_dir.glob("*-documents-int8.onnx"))  # beside the query models
     assert int8.document_identity != model_encoder.document_identity
     assert int8.identity == model_encoder.identity
+
+
+def test_token_ids_come_from_tokenizer_json_as_transformers_gives_them(
+    model_encoder: TransformerEncoder, template: Template, fixture_catalogue: Path
+) -> None:
+    from transformers import AutoTokenizer
+
+    from recsys.build.texts import render
+    from recsys.catalogue import load_catalogue
+
+    rendered = render(load_catalogue(fixture_catalogue).products[:200], template)
+    odd = [
+        "",
+        " ",
+        "Café crème brûlée",
+        'ＴＶ 65" – 4K',
+        "naïve 日本語 😀",
+        "a\tb\nc",
+        "x" * 3000,
+        "great sound " * 300,
+    ]
+    texts = [*rendered.search, *rendered.similar, *TEXTS, *odd]
+    spec = model_encoder.spec
+    reference = AutoTokenizer.from_pretrained(spec.path, local_files_only=True)
+    expected = reference(texts, truncation=True, max_length=spec.max_length)["input_ids"]
+    assert model_encoder.tokenize(texts) == expected
+    assert max(len(ids) for ids in expected) == spec.max_length  # long texts were cut alike
+
+
+def test_onnx_runtime_paths_never_import_torch(int8_encoder: TransformerEncoder) -> None:
+    """With the exports in place, a process whose queries and documents run on ONNX Runtime loads
+    neither torch nor transformers (a build's start, and each serving worker's memory)."""
+    import subprocess
+    import sys
+
+    from recsys.model.onnxquery import OnnxQueryEncoder
+
+    onnx_dir = int8_encoder.onnx_dir
+    OnnxQueryEncoder(int8_encoder, onnx_dir, int8=True).encode_queries(["export it"])
+    int8_encoder.encode_documents(["export it"])
+    script = f"""
+import sys
+from pathlib import Path
+from recsys.model.encoder import TransformerEncoder
+from recsys.model.onnxquery import OnnxQueryEncoder
+torch_encoder = TransformerEncoder(Path({str(int8_encoder.spec.path)!r}), document_precision="int8",
+                                   onnx_dir=Path({str(onnx_dir)!r}))
+encoder = OnnxQueryEncoder(torch_encoder, Path({str(onnx_dir)!r}), int8=True)
+encoder.encode_documents(["a red wool scarf"]), encoder.encode_queries(["red scarf", "wool"])
+assert encoder.fallback is None, encoder.fallback
+print(sorted(m for m in ("torch", "transformers") if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
 def test_document_precision_resolves_to_what_the_cpu_can_do() -> None:

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from recsys.errors import ModelError
+from recsys.model.tokenizer import Tokenize, load_tokenizer
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 BATCH_TOKENS = 8192  # padded tokens per forward pass when embedding documents
@@ -154,7 +155,7 @@ class TransformerEncoder:
         self.document_precision = resolve_precision(document_precision, onnx_dir is not None, self.spec.kind)
         self.onnx_dir = onnx_dir
         self._model: Any = None
-        self._tokenizer: Any = None
+        self._tokenizer: Tokenize | None = None
         self._documents: Any = None  # the ONNX Runtime session of int8 documents, made on first use
         self._lock = threading.Lock()
         self._documents_lock = threading.Lock()
@@ -199,28 +200,34 @@ class TransformerEncoder:
 
     def _load(self) -> None:
         import torch
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModel
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
         if self.threads:
             torch.set_num_threads(self.threads)
-        self._tokenizer = AutoTokenizer.from_pretrained(self.spec.path, local_files_only=True)
         model = AutoModel.from_pretrained(self.spec.path, local_files_only=True)
         self._model = model.eval()
 
-    def loaded(self) -> tuple[Any, Any]:
-        """The tokenizer and the torch model, loading them on first use."""
+    def model(self) -> Any:
+        """The torch model, loaded on first use."""
         with self._lock:
             if self._model is None:
                 self._load()
-        return self._tokenizer, self._model
+        return self._model
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of ``texts`` (prefixes included), cut to the model's maximum length; the ONNX
+        Runtime paths need nothing else, so the torch model is not loaded for them."""
+        with self._lock:
+            if self._tokenizer is None:
+                self._tokenizer = load_tokenizer(self.spec.path, self.spec.max_length, self.spec.kind)
+        return self._tokenizer(texts)
 
     def _encode(self, texts: list[str], progress: Progress | None, forward: Forward) -> np.ndarray:
         """``texts`` in token batches of similar length, each run through ``forward``."""
-        tokenizer, _ = self.loaded()
+        ids = self.tokenize(texts)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        ids: list[list[int]] = tokenizer(texts, truncation=True, max_length=self.spec.max_length)["input_ids"]
         for batch in token_batches([len(x) for x in ids], self.batch_tokens, self.batch_size):
             out[batch] = forward(*padded([ids[i] for i in batch]))
             if progress is not None:
@@ -232,7 +239,7 @@ class TransformerEncoder:
 
         import torch
 
-        _, model = self.loaded()
+        model = self.model()
         spec = self.spec
 
         def forward(input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -296,7 +303,16 @@ def onnxruntime_available() -> bool:
 
 
 def bf16_supported() -> bool:
-    """Whether this CPU multiplies bf16 matrices natively (elsewhere autocast to bf16 would be slower)."""
+    """Whether this CPU multiplies bf16 matrices natively (elsewhere autocast to bf16 would be slower).
+    Read from the kernel's CPU flags where there are some, so that a process whose documents and
+    queries run on ONNX Runtime never imports torch; else asked of torch."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            flags = next((line.split() for line in cpuinfo if line.startswith("flags")), None)
+    except OSError:
+        flags = None
+    if flags is not None:
+        return "avx512_bf16" in flags
     import torch
 
     probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)

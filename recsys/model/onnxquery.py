@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 
 from recsys.model.batching import QueryBatcher
-from recsys.model.encoder import Progress, TransformerEncoder, pool
+from recsys.model.encoder import Progress, TransformerEncoder, padded, pool
 
 log = logging.getLogger(__name__)
+SAMPLE = ("a short query", "a somewhat longer sample query")  # what the export traces
 EXPORT_VERSION = 2  # 2: eager attention, fused by ONNX Runtime's transformer optimizer where it can
 
 
@@ -86,20 +87,8 @@ class OnnxQueryEncoder:
         session = self._ready()
         if session is None:
             return self.torch.encode_queries(texts)
-        tokenizer, _ = self.torch.loaded()
-        spec = self.torch.spec
-        encoded = tokenizer(
-            [spec.query_prefix + t for t in texts],
-            padding=True,
-            truncation=True,
-            max_length=spec.max_length,
-            return_tensors="np",
-        )
-        feeds = {
-            "input_ids": encoded["input_ids"].astype(np.int64),
-            "attention_mask": encoded["attention_mask"].astype(np.int64),
-        }
-        vectors: np.ndarray = session.run(None, feeds)[0]
+        ids, mask = padded(self.torch.tokenize([self.torch.spec.query_prefix + t for t in texts]))
+        vectors: np.ndarray = session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
         return vectors.astype(np.float32, copy=False)
 
     def _ready(self) -> Any:
@@ -133,8 +122,9 @@ def export(
     """
     import torch
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
 
-    tokenizer, _ = encoder.loaded()
+    hf_logging.disable_progress_bar()
     spec = encoder.spec
     model = AutoModel.from_pretrained(spec.path, local_files_only=True, attn_implementation="eager").eval()
 
@@ -148,7 +138,7 @@ def export(
             vectors = pool(hidden, attention_mask, spec.pooling)
             return torch.nn.functional.normalize(vectors, p=2, dim=1) if spec.normalize else vectors
 
-    sample = tokenizer(["a short query", "a somewhat longer sample query"], padding=True, return_tensors="pt")
+    sample = dict(zip(("input_ids", "attention_mask"), padded(encoder.tokenize(SAMPLE)), strict=True))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
     dynamic = {0: "batch", 1: "tokens"}
@@ -157,7 +147,7 @@ def export(
             warnings.simplefilter("ignore")  # tracer chatter about data-dependent branches
             torch.onnx.export(
                 Pooled().eval(),
-                (sample["input_ids"], sample["attention_mask"]),
+                (torch.from_numpy(sample["input_ids"]), torch.from_numpy(sample["attention_mask"])),
                 str(tmp),
                 input_names=["input_ids", "attention_mask"],
                 output_names=["vectors"],
@@ -165,11 +155,7 @@ def export(
                 opset_version=17,
                 dynamo=False,
             )
-        _fuse(
-            tmp,
-            model.config,
-            {k: v.numpy() for k, v in sample.items() if k in ("input_ids", "attention_mask")},
-        )
+        _fuse(tmp, model.config, sample)
         if int8:
             quantized = tmp.with_name(tmp.name + ".int8")
             try:

@@ -1,0 +1,38 @@
+"""Token ids for texts, without the model.
+
+The ONNX Runtime paths (every query by default, and int8 documents) need only token ids, so a process
+that runs them never loads the torch model. For a BERT-type model with a ``tokenizer.json`` (such as
+the default) the ids come from the ``tokenizers`` library directly: the same ids transformers' fast
+tokenizer gives (it wraps that file), without importing torch and transformers, about 4 s of a
+build's start and the torch model's memory in each serving worker. Other models use transformers'
+``AutoTokenizer``, whose model classes may adjust the file's post-processing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+Tokenize = Callable[[Sequence[str]], list[list[int]]]  # texts -> token ids, truncated
+DIRECT_KINDS = {"bert"}  # model types whose tokenizer.json is used as it is (the kind tested)
+
+
+def load_tokenizer(path: Path, max_length: int, kind: str) -> Tokenize:
+    """A function from texts to their token ids (special tokens included), each cut to ``max_length``."""
+    if kind in DIRECT_KINDS and (path / "tokenizer.json").is_file():
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length)
+        return lambda texts: [encoding.ids for encoding in tokenizer.encode_batch(list(texts))]
+
+    from transformers import AutoTokenizer
+
+    auto = AutoTokenizer.from_pretrained(path, local_files_only=True)
+
+    def tokenize(texts: Sequence[str]) -> list[list[int]]:
+        ids: list[list[int]] = auto(list(texts), truncation=True, max_length=max_length)["input_ids"]
+        return ids
+
+    return tokenize
