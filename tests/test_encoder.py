@@ -226,3 +226,34 @@ def test_int8_documents_that_cannot_be_exported_say_what_to_set(
     int8 = TransformerEncoder(model_encoder.spec.path, document_precision="int8", onnx_dir=blocked)
     with pytest.raises(ModelError, match="RECSYS_DOCUMENT_PRECISION=fp32"):
         int8.encode_documents(TEXTS)
+
+
+def test_workers_starting_together_export_once(
+    model_encoder: TransformerEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each caller holds the lock file while it checks and exports, so whoever comes second finds the
+    first one's file (the export itself is replaced: what is tested is who runs it)."""
+    import threading
+
+    from recsys.model import onnxquery
+
+    made: list[str] = []
+    inside = threading.Event()
+    release = threading.Event()
+
+    def export(encoder: TransformerEncoder, path: Path, **options: bool) -> None:
+        made.append(threading.current_thread().name)
+        inside.set()
+        release.wait(timeout=30)
+        path.write_bytes(b"model")
+
+    monkeypatch.setattr(onnxquery, "export", export)
+    target = tmp_path / "onnx" / "model.onnx"
+    first = threading.Thread(target=onnxquery.exported, args=(model_encoder, target), name="first")
+    second = threading.Thread(target=onnxquery.exported, args=(model_encoder, target), name="second")
+    first.start()
+    assert inside.wait(timeout=30)  # the first is exporting, holding the lock
+    second.start()
+    release.set()
+    first.join(timeout=30), second.join(timeout=30)
+    assert made == ["first"] and target.read_bytes() == b"model"

@@ -258,15 +258,14 @@ class TransformerEncoder:
     def _onnx_forward(self) -> Forward:
         """Documents on ONNX Runtime with int8 weights but each layer's feed-forward output in float32
         (see :func:`recsys.model.onnxquery.export`), exported on first use."""
-        from recsys.model.onnxquery import EXPORT_VERSION, export, session
+        from recsys.model.onnxquery import EXPORT_VERSION, exported, session
 
         with self._documents_lock:
             if self._documents is None:
                 assert self.onnx_dir is not None
                 path = self.onnx_dir / f"{self.identity}-v{EXPORT_VERSION}-documents-int8.onnx"
                 try:
-                    if not path.is_file():
-                        export(self, path, int8=True, ffn_outputs_fp32=True)
+                    exported(self, path, int8=True, ffn_outputs_fp32=True)
                     self._documents = session(path, self.threads)
                 except Exception as exc:
                     raise ModelError(

@@ -97,13 +97,27 @@ class OnnxQueryEncoder:
         with self._lock:
             if self._session is None and self.fallback is None:
                 try:
-                    if not self.path.is_file():
-                        export(self.torch, self.path, int8=self.int8)
+                    exported(self.torch, self.path, int8=self.int8)
                     self._session = session(self.path, self.torch.threads)
                 except Exception as exc:  # a missing runtime must not take search down
                     self.fallback = f"{type(exc).__name__}: {exc}"
                     log.exception("ONNX query path %s unavailable; queries run on torch", self.path)
         return self._session
+
+
+def exported(encoder: TransformerEncoder, path: Path, **options: bool) -> None:
+    """:func:`export` to ``path`` unless it is there. One process at a time (a lock file beside it):
+    gunicorn or Celery workers starting together on a fresh machine export once, the rest wait and
+    load that file, instead of each holding another copy of the model (about 1 GB while exporting)."""
+    if path.is_file():
+        return
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.is_file():
+            export(encoder, path, **options)
 
 
 def export(
