@@ -257,3 +257,25 @@ def test_workers_starting_together_export_once(
     release.set()
     first.join(timeout=30), second.join(timeout=30)
     assert made == ["first"] and target.read_bytes() == b"model"
+
+
+def test_a_tokenizer_config_that_overrides_tokenizer_json_is_honoured(tmp_path: Path) -> None:
+    """transformers rebuilds a BERT normaliser from tokenizer_config.json: where the two files disagree,
+    the ids come from transformers, so they stay what it gives."""
+    import json
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from recsys.model.tokenizer import load_tokenizer
+
+    source = default_model_dir()
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        if (source / name).is_file():
+            shutil.copy(source / name, tmp_path / name)
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({**config, "do_lower_case": False}))
+    texts = ["Café ABC Headphones", "WIRELESS earbuds", "plain words"]
+    expected = AutoTokenizer.from_pretrained(tmp_path, local_files_only=True)(texts)["input_ids"]
+    assert load_tokenizer(tmp_path, 256, "bert")(texts) == expected
+    assert expected != load_tokenizer(source, 256, "bert")(texts)  # casing kept: other ids

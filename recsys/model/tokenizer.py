@@ -10,16 +10,23 @@ build's start and the torch model's memory in each serving worker. Other models 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 Tokenize = Callable[[Sequence[str]], list[list[int]]]  # texts -> token ids, truncated
 DIRECT_KINDS = {"bert"}  # model types whose tokenizer.json is used as it is (the kind tested)
+# tokenizer_config.json settings that transformers' BERT tokenizer applies over tokenizer.json's normaliser
+NORMALISER_SETTINGS = {
+    "do_lower_case": "lowercase",
+    "strip_accents": "strip_accents",
+    "tokenize_chinese_chars": "handle_chinese_chars",
+}
 
 
 def load_tokenizer(path: Path, max_length: int, kind: str) -> Tokenize:
     """A function from texts to their token ids (special tokens included), each cut to ``max_length``."""
-    if kind in DIRECT_KINDS and (path / "tokenizer.json").is_file():
+    if kind in DIRECT_KINDS and _file_says_it_all(path):
         from tokenizers import Tokenizer
 
         tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
@@ -36,3 +43,19 @@ def load_tokenizer(path: Path, max_length: int, kind: str) -> Tokenize:
         return ids
 
     return tokenize
+
+
+def _file_says_it_all(path: Path) -> bool:
+    """Whether ``tokenizer.json`` alone gives transformers' ids: it is there and its normaliser agrees
+    with what ``tokenizer_config.json`` asks for (transformers would rebuild the normaliser otherwise)."""
+    try:
+        normaliser = json.loads((path / "tokenizer.json").read_text(encoding="utf-8")).get("normalizer") or {}
+        config_path = path / "tokenizer_config.json"
+        config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+    except (OSError, ValueError, AttributeError):
+        return False
+    if normaliser.get("type") != "BertNormalizer":
+        return not any(key in config for key in NORMALISER_SETTINGS)
+    return all(
+        normaliser.get(ours) == config[key] for key, ours in NORMALISER_SETTINGS.items() if key in config
+    )
