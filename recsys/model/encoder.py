@@ -219,10 +219,13 @@ class TransformerEncoder:
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of ``texts`` (prefixes included), cut to the model's maximum length; the ONNX
         Runtime paths need nothing else, so the torch model is not loaded for them."""
-        with self._lock:
-            if self._tokenizer is None:
-                self._tokenizer = load_tokenizer(self.spec.path, self.spec.max_length, self.spec.kind)
-        return self._tokenizer(texts)
+        tokenize = self._tokenizer  # loaded once: no lock on a query's path after that
+        if tokenize is None:
+            with self._lock:
+                if self._tokenizer is None:
+                    self._tokenizer = load_tokenizer(self.spec.path, self.spec.max_length, self.spec.kind)
+                tokenize = self._tokenizer
+        return tokenize(texts)
 
     def _encode(self, texts: list[str], progress: Progress | None, forward: Forward) -> np.ndarray:
         """``texts`` in token batches of similar length, each run through ``forward``."""

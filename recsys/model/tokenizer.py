@@ -26,10 +26,11 @@ NORMALISER_SETTINGS = {
 
 def load_tokenizer(path: Path, max_length: int, kind: str) -> Tokenize:
     """A function from texts to their token ids (special tokens included), each cut to ``max_length``."""
-    if kind in DIRECT_KINDS and _file_says_it_all(path):
+    text = _self_sufficient_file(path) if kind in DIRECT_KINDS else None
+    if text is not None:
         from tokenizers import Tokenizer
 
-        tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        tokenizer = Tokenizer.from_str(text)
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length)
         return lambda texts: [encoding.ids for encoding in tokenizer.encode_batch(list(texts))]
@@ -45,17 +46,21 @@ def load_tokenizer(path: Path, max_length: int, kind: str) -> Tokenize:
     return tokenize
 
 
-def _file_says_it_all(path: Path) -> bool:
-    """Whether ``tokenizer.json`` alone gives transformers' ids: it is there and its normaliser agrees
-    with what ``tokenizer_config.json`` asks for (transformers would rebuild the normaliser otherwise)."""
+def _self_sufficient_file(path: Path) -> str | None:
+    """The text of ``tokenizer.json`` if it alone gives transformers' ids: it is there and its normaliser
+    agrees with what ``tokenizer_config.json`` asks for (transformers would rebuild the normaliser
+    otherwise); else None."""
     try:
-        normaliser = json.loads((path / "tokenizer.json").read_text(encoding="utf-8")).get("normalizer") or {}
+        text = (path / "tokenizer.json").read_text(encoding="utf-8")
+        normaliser = json.loads(text).get("normalizer") or {}
         config_path = path / "tokenizer_config.json"
         config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
     except (OSError, ValueError, AttributeError):
-        return False
+        return None
     if normaliser.get("type") != "BertNormalizer":
-        return not any(key in config for key in NORMALISER_SETTINGS)
-    return all(
-        normaliser.get(ours) == config[key] for key, ours in NORMALISER_SETTINGS.items() if key in config
-    )
+        agrees = not any(key in config for key in NORMALISER_SETTINGS)
+    else:
+        agrees = all(
+            normaliser.get(ours) == config[key] for key, ours in NORMALISER_SETTINGS.items() if key in config
+        )
+    return text if agrees else None
