@@ -73,9 +73,10 @@ def ours(catalogue: Path, folder: Path, data: Path | None = None) -> dict[str, A
         capture_output=True,
         text=True,
         env=env,
-        check=True,
     )
     seconds = time.perf_counter() - started
+    if out.returncode:
+        raise SystemExit(f"recsys index build of {catalogue} failed:\n{out.stderr[-3000:]}")
     newest = max((data / "index" / "versions").iterdir(), key=lambda p: p.stat().st_mtime)
     manifest = json.loads((newest / "manifest.json").read_text())
     return {
