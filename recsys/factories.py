@@ -16,6 +16,7 @@ def make_encoder(settings: Settings) -> Encoder:
         threads=settings.torch_threads,
         batch_size=settings.batch_size,
         document_precision=settings.document_precision,
+        document_tokens=settings.document_tokens,
         onnx_dir=settings.data_dir / "onnx",
     )
     if settings.query_runtime in ("onnx", "onnx-int8"):

@@ -122,6 +122,23 @@ def test_bf16_documents_stay_within_their_cosine_tolerance(model_encoder: Transf
     assert bf16.identity == model_encoder.identity  # the same model: an index serves either's queries
 
 
+def test_documents_are_cut_to_their_token_budget(model_encoder: TransformerEncoder) -> None:
+    """RECSYS_DOCUMENT_TOKENS cuts documents, never queries, and the embedding cache keeps cut vectors
+    apart from whole ones."""
+    cut = TransformerEncoder(model_encoder.spec.path, document_tokens=16)
+    short, long = "red cotton t-shirt", " ".join(["waterproof hiking boots with a padded collar"] * 10)
+    whole = model_encoder.tokenize([long])[0]
+    assert len(whole) > 16 and cut.tokenize([long], cut.document_tokens)[0] == [*whole[:15], whole[-1]]
+    ours, theirs = cut.encode_documents([short, long]), model_encoder.encode_documents([short, long])
+    assert np.allclose(ours[0], theirs[0], atol=1e-5)  # under the budget: the same vector
+    assert float(ours[1] @ theirs[1]) < 0.999
+    assert np.allclose(cut.encode_queries([long]), model_encoder.encode_queries([long]), atol=1e-5)
+    assert cut.document_identity != model_encoder.document_identity and cut.identity == model_encoder.identity
+    beyond = TransformerEncoder(model_encoder.spec.path, document_tokens=100_000)  # the model's maximum
+    assert beyond.document_tokens == model_encoder.spec.max_length
+    assert beyond.document_identity == model_encoder.document_identity
+
+
 @pytest.fixture(scope="module")
 def int8_encoder(
     model_encoder: TransformerEncoder, tmp_path_factory: pytest.TempPathFactory
