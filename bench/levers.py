@@ -43,9 +43,9 @@ def main(catalogue: Path) -> None:
                 tensors = torch.from_numpy(input_ids), torch.from_numpy(mask)
                 if bf16:
                     with torch.autocast("cpu", dtype=torch.bfloat16):
-                        hidden = model(input_ids=tensors[0], attention_mask=tensors[1]).last_hidden_state
+                        hidden = model(*tensors)
                 else:
-                    hidden = model(input_ids=tensors[0], attention_mask=tensors[1]).last_hidden_state
+                    hidden = model(*tensors)
                 vectors = pool(hidden.float(), tensors[1], "mean")
                 out[batch] = torch.nn.functional.normalize(vectors, dim=1).numpy()
         return out

@@ -25,6 +25,7 @@ BATCH_TOKENS = 8192  # padded tokens per forward pass when embedding documents
 FINETUNE_FILE = "finetune.json"  # written by ``recsys finetune``: part of the identity
 Progress = Callable[[int], None]
 Forward = Callable[[np.ndarray, np.ndarray], np.ndarray]  # token ids and mask -> vectors
+Hidden = Callable[[Any, Any], Any]  # token ids and mask (torch tensors) -> the last hidden state
 
 
 class Encoder(Protocol):
@@ -207,20 +208,22 @@ class TransformerEncoder:
         ids = self.tokenize([self.spec.document_prefix + t for t in texts], self.document_tokens)
         return self._encode(ids, progress, forward)
 
-    def model(self, bf16: bool = False) -> Any:
-        """The torch model, loaded on first use; ``bf16``: its weights held in bf16 (documents on CPUs
-        that multiply bf16 natively: measured 6% faster than float32 weights under autocast)."""
+    def model(self, bf16: bool = False) -> Hidden:
+        """The torch model (token ids and mask -> last hidden state), loaded on first use: BERT-type
+        models in :mod:`recsys.model.bert`, others through transformers. ``bf16``: its weights held in
+        bf16 (documents on CPUs that multiply bf16 natively: 6% faster than autocast, measured)."""
         with self._lock:
             if bf16 not in self._models:
                 import torch
-                from transformers import AutoModel
-                from transformers.utils import logging as hf_logging
 
-                hf_logging.disable_progress_bar()
+                from recsys.model import bert
+
                 if self.threads:
                     torch.set_num_threads(self.threads)
-                model = AutoModel.from_pretrained(self.spec.path, local_files_only=True)
-                self._models[bf16] = (model.to(torch.bfloat16) if bf16 else model).eval()
+                model: Any = bert.load(self.spec.path)
+                if model is None:
+                    model = _transformers_model(self.spec.path)
+                self._models[bf16] = model.to(torch.bfloat16) if bf16 else model
         return self._models[bf16]
 
     def tokenize(self, texts: Sequence[str], max_length: int = 0) -> list[list[int]]:
@@ -253,8 +256,8 @@ class TransformerEncoder:
 
         def forward(input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
-                hidden = model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(mask))
-                vectors = pool(hidden.last_hidden_state.float(), torch.from_numpy(mask), spec.pooling)
+                hidden = model(torch.from_numpy(input_ids), torch.from_numpy(mask))
+                vectors = pool(hidden.float(), torch.from_numpy(mask), spec.pooling)
                 if spec.normalize:
                     vectors = torch.nn.functional.normalize(vectors, p=2, dim=1)
                 result: np.ndarray = vectors.float().numpy()
@@ -286,6 +289,27 @@ class TransformerEncoder:
             return result
 
         return forward
+
+
+class _TransformersModel:
+    """A transformers model behind :mod:`recsys.model.bert`'s interface (ids and mask -> hidden)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model.eval()
+
+    def __call__(self, input_ids: Any, mask: Any) -> Any:
+        return self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+
+    def to(self, dtype: Any) -> _TransformersModel:
+        return _TransformersModel(self.model.to(dtype))
+
+
+def _transformers_model(path: Path) -> _TransformersModel:
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    return _TransformersModel(AutoModel.from_pretrained(path, local_files_only=True))
 
 
 def resolve_precision(asked: str, onnx: bool, kind: str = "bert") -> str:
