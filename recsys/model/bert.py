@@ -1,7 +1,8 @@
 """BERT's forward pass in plain torch, for the models it fits (all-MiniLM-L6-v2 and other BERT-type
 sentence encoders): the same vectors as transformers' ``BertModel`` without importing transformers'
-model stack, which is most of the time a process takes to load the model (measured: 3 of 4.6 s in a
-1,500-product build), and with the three attention projections in one matrix product. Any other model,
+model stack, which is most of the time a process takes to load the model (measured, torch already
+imported: 3.9 s through transformers, 0.4 s here), and with the three attention projections in one
+matrix product. Any other model,
 or a BERT variant this does not cover, loads through transformers instead.
 """
 

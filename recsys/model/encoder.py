@@ -1,4 +1,4 @@
-"""Text encoders: the torch + transformers one for real use, and the interface the rest of the core sees.
+"""Text encoders: the transformer one for real use, and the interface the rest of the core sees.
 
 Everything about the model (pooling, normalisation, maximum length, query/document prefixes) is read
 from the model directory's own sentence-transformers files, so any local Hugging Face model directory
@@ -137,7 +137,8 @@ class ModelSpec:
 
 
 class TransformerEncoder:
-    """torch + transformers encoder. The model loads on first use, so forking servers can import this."""
+    """The transformer encoder: torch (or ONNX Runtime, see ``document_precision`` and
+    :mod:`recsys.model.onnxquery`). The model loads on first use, so forking servers can import this."""
 
     def __init__(
         self,
