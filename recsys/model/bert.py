@@ -2,22 +2,18 @@
 sentence encoders): the same vectors as transformers' ``BertModel`` without importing transformers'
 model stack, which is most of the time a process takes to load the model (measured, torch already
 imported: 3.9 s through transformers, 0.4 s here), and with the three attention projections in one
-matrix product. Any other model,
-or a BERT variant this does not cover, loads through transformers instead.
+matrix product. Any other model, or a BERT variant this does not cover, loads through transformers.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional
-
-Hidden = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # token ids and mask -> last hidden state
 
 
 class Layer(nn.Module):
