@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     def _expand(cls, value: Path | None) -> Path | None:
         return None if value is None else Path(value).expanduser()
 
+    @field_validator("document_tokens")
+    @classmethod
+    def _room_for_text(cls, value: int) -> int:
+        if 0 < value < 8:
+            raise ValueError("must be 0 (the model's maximum) or at least 8 tokens")
+        return value
+
     @field_validator("cache", mode="before")
     @classmethod
     def _switch(cls, value: Any) -> Any:

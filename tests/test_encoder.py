@@ -139,6 +139,16 @@ def test_documents_are_cut_to_their_token_budget(model_encoder: TransformerEncod
     assert beyond.document_identity == model_encoder.document_identity
 
 
+@pytest.mark.parametrize("value", ["3", "-1", "many"])
+def test_a_document_token_budget_with_no_room_for_text_is_refused(value: str) -> None:
+    from recsys.errors import SettingsError
+    from recsys.settings import Settings
+
+    with pytest.raises(SettingsError, match="RECSYS_DOCUMENT_TOKENS"):
+        Settings.from_env({"RECSYS_DOCUMENT_TOKENS": value})
+    assert Settings.from_env({"RECSYS_DOCUMENT_TOKENS": "0"}).document_tokens == 0
+
+
 @pytest.fixture(scope="module")
 def int8_encoder(
     model_encoder: TransformerEncoder, tmp_path_factory: pytest.TempPathFactory
