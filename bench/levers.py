@@ -41,10 +41,7 @@ def main(catalogue: Path) -> None:
             for batch in batches:
                 input_ids, mask = padded([ids[i] for i in batch])
                 tensors = torch.from_numpy(input_ids), torch.from_numpy(mask)
-                if bf16:
-                    with torch.autocast("cpu", dtype=torch.bfloat16):
-                        hidden = model(*tensors)
-                else:
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                     hidden = model(*tensors)
                 vectors = pool(hidden.float(), tensors[1], "mean")
                 out[batch] = torch.nn.functional.normalize(vectors, dim=1).numpy()
