@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -239,6 +240,13 @@ def test_a_reindex_runs_through_rabbitmq(wsettings: Settings, small_catalogue: P
     assert IndexStore(settings.index_dir).current() == status.version
 
 
+def _shards_in_hand(log: Path) -> set[str]:
+    """Ids of the shard tasks a worker's log says it received and has not finished."""
+    text = log.read_text(errors="replace")
+    received = set(re.findall(r"recsys\.embed_shard\[([^]]+)\] received", text))
+    return received - set(re.findall(r"recsys\.embed_shard\[([^]]+)\] (?:succeeded|raised|retry)", text))
+
+
 @pytest.mark.slow
 def test_a_whole_worker_killed_mid_embedding_publishes_after_a_restart_unasked(
     base_settings: Settings,
@@ -247,6 +255,7 @@ def test_a_whole_worker_killed_mid_embedding_publishes_after_a_restart_unasked(
     fixture_catalogue: Path,
     small_catalogue: Path,
     tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     """SIGKILL the whole worker (process group) while it embeds, on a Redis broker (whose lost task would
     only come back after the visibility timeout): the restarted worker's orphan sweep resumes the job."""
@@ -260,10 +269,18 @@ def test_a_whole_worker_killed_mid_embedding_publishes_after_a_restart_unasked(
     fresh = tmp_path / "fresh.jsonl"  # products no cache has seen: the shards do real work
     fresh.write_text("\n".join(fixture_catalogue.read_text().splitlines()[800:900]) + "\n")
     first = WorkerProcess(settings, tmp_path / "worker-1.log", concurrency=1)
+    request.addfinalizer(first.stop)  # a failed wait must not leave it consuming the next tests' tasks
     job = submit(settings, fresh)["task_id"]
     control = make_control(settings)
-    wait_for(lambda: job_status(control, job).shards_done >= 1, "a shard to be done", first)
+    # Kill while a shard is in hand (received, not finished): killed between two shards, the worker
+    # would lose no message and the next worker would simply run the rest without any resuming.
+    wait_for(
+        lambda: job_status(control, job).shards_done >= 1 and _shards_in_hand(first.log),
+        "a shard to be done and another in hand",
+        first,
+    )
     first.kill()
+    assert _shards_in_hand(first.log), "the kill came between two shards; nothing was lost to resume"
     assert job_status(control, job).status == "running"
     assert engine.search("boots", k=3).to_list() and engine.live().version == served  # still serving
     restarted = time.monotonic()
