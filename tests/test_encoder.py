@@ -122,6 +122,28 @@ def test_bf16_documents_stay_within_their_cosine_tolerance(model_encoder: Transf
     assert bf16.identity == model_encoder.identity  # the same model: an index serves either's queries
 
 
+def test_documents_shared_by_threads_come_out_as_from_one(model_encoder: TransformerEncoder) -> None:
+    """Documents on two threads of one core each (batches shared out, vectors put back in order) are
+    the vectors one thread gives, every batch is reported, and a thread started afterwards gets the
+    encoder's thread count, not the one core each of the pool's threads had."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    texts = [*TEXTS, *(f"{t} with a padded collar, size {n}" for n, t in enumerate(TEXTS))]
+    one = TransformerEncoder(model_encoder.spec.path, threads=1, batch_tokens=64)
+    two = TransformerEncoder(model_encoder.spec.path, threads=2, batch_tokens=64)
+    before, done = torch.get_num_threads(), []
+    try:
+        shared = two.encode_documents(texts, progress=done.append)
+        with ThreadPoolExecutor(1) as later:
+            assert later.submit(torch.get_num_threads).result() == 2
+        assert np.allclose(shared, one.encode_documents(texts), atol=1e-6)
+    finally:
+        torch.set_num_threads(before)  # each encoder set the process's count when it loaded
+    assert len(done) > 2 and sum(done) == len(texts)  # several batches, each reported once
+
+
 def test_documents_are_cut_to_their_token_budget(model_encoder: TransformerEncoder) -> None:
     """RECSYS_DOCUMENT_TOKENS cuts documents, never queries, and the embedding cache keeps cut vectors
     apart from whole ones."""
