@@ -238,11 +238,16 @@ class TransformerEncoder:
                 tokenize = self._tokenizers[length]
         return tokenize(texts)
 
-    def _encode(self, ids: list[list[int]], progress: Progress | None, forward: Forward) -> np.ndarray:
-        """Token ``ids`` in batches of similar length, each run through ``forward``."""
+    def _encode(
+        self, ids: list[list[int]], progress: Progress | None, forward: Forward, run: Any = map
+    ) -> np.ndarray:
+        """Token ``ids`` in batches of similar length, longest first, each run through ``forward`` by
+        ``run`` (``map``, or a thread pool's), the vectors put back in order."""
         out = np.empty((len(ids), self.dim), dtype=np.float32)
-        for batch in token_batches([len(x) for x in ids], self.batch_tokens, self.batch_size):
-            out[batch] = forward(*padded([ids[i] for i in batch]))
+        batches = token_batches([len(x) for x in ids], self.batch_tokens, self.batch_size)
+        done = run(lambda batch: forward(*padded([ids[i] for i in batch])), batches)
+        for batch, vectors in zip(batches, done, strict=True):
+            out[batch] = vectors
             if progress is not None:
                 progress(len(batch))
         return out
@@ -259,18 +264,11 @@ class TransformerEncoder:
         streams = self.threads or torch.get_num_threads()
         if streams < 2:
             return self._encode(ids, progress, forward)
-        out = np.empty((len(ids), self.dim), dtype=np.float32)
-        batches = token_batches([len(x) for x in ids], self.batch_tokens, self.batch_size)
         try:
             with ThreadPoolExecutor(streams, "encode", torch.set_num_threads, (1,)) as pool:
-                done = pool.map(lambda batch: forward(*padded([ids[i] for i in batch])), batches)
-                for batch, vectors in zip(batches, done, strict=True):  # longest first, in order
-                    out[batch] = vectors
-                    if progress is not None:
-                        progress(len(batch))
+                return self._encode(ids, progress, forward, pool.map)
         finally:
             torch.set_num_threads(streams)  # what threads started later take, not the pool's 1
-        return out
 
     def _torch_forward(self, bf16: bool) -> Forward:
         import torch
