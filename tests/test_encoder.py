@@ -202,6 +202,21 @@ def test_int8_documents_stay_within_their_cosine_tolerance(
     assert int8.identity == model_encoder.identity
 
 
+def test_int8_documents_shared_by_streams_come_out_as_from_one(int8_encoder: TransformerEncoder) -> None:
+    """int8 documents on two threads, one ONNX Runtime core each, are the vectors one thread gives, in
+    order, every batch reported once."""
+    texts = [*TEXTS, *(f"{t} with a padded collar, size {n}" for n, t in enumerate(TEXTS))]
+    path, onnx_dir = int8_encoder.spec.path, int8_encoder.onnx_dir
+    one, two = (
+        TransformerEncoder(path, threads=n, batch_tokens=64, document_precision="int8", onnx_dir=onnx_dir)
+        for n in (1, 2)
+    )
+    done: list[int] = []
+    shared = two.encode_documents(texts, progress=done.append)
+    assert np.allclose(shared, one.encode_documents(texts), atol=1e-6)
+    assert len(done) > 2 and sum(done) == len(texts)
+
+
 def test_token_ids_come_from_tokenizer_json_as_transformers_gives_them(
     model_encoder: TransformerEncoder, template: Template, fixture_catalogue: Path
 ) -> None:
