@@ -2,8 +2,9 @@
 own vocabulary.
 
 * Price constraints the shopper typed ("under $50", "below 50", "less than 50 dollars", "between 20
-  and 40", "$20-$40", "over 200") become hard bounds. A number followed by a unit ("under 50 inch")
-  is not a price.
+  and 40", "$20-$40", "over 200", "not more than $40", "$50 or less", "$300+", "under $1k") become
+  hard bounds; "around $50" is within a fifth of it either way. A number followed by a unit ("under
+  50 inch") is not a price.
 * Price intent ("cheap", "affordable", "budget", "inexpensive"; "premium", "luxury", "high-end")
   becomes a price band: the low or high third of each product's own category, as the build fitted it.
 * Attribute mentions that match the catalogue's values (colour, brand, gender, size, material; "rose
@@ -63,31 +64,77 @@ UNITS = (
     "piece|pieces|count|ct|x|amp|amps|a|btu|mp|k|p|mph|psi|sq|cu|yd|yards|degree|degrees|gauge|ga|"
     "series|year|years|yr|yrs|month|months|day|days|hour|hours|person|people|seat|seater|lumens"
 )
+AROUND = 0.2  # "around $50": $40 to $60
 _NUM = r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?"
+_K = r"(?:k\b)?"  # thousands: "$1k", "1.5k dollars"
 _CUR = r"(?:\s*(?:dollars?|usd|bucks|\$))"
 _NOT_UNIT = rf"(?!\s*(?:-\s*)?(?:{UNITS})\b)(?![\d/x])"
-_MONEY = rf"\$\s*{_NUM}{_CUR}?|{_NUM}{_CUR}|{_NUM}{_NOT_UNIT}"
+_PRICE = rf"\$\s*{_NUM}{_K}{_CUR}?|{_NUM}{_K}{_CUR}"  # a currency said: "$50", "50 dollars", "$1.5k"
+_MONEY = rf"{_PRICE}|{_NUM}k\b|{_NUM}{_NOT_UNIT}"  # after a comparison, a bare number too ("under 1k")
+_LEAD = r"(?:\b(?:priced|costing|costs?|prices?|for|at)\s+)?"  # "priced under $50": taken out with it
+_SPAN = r"(?:\bin\s+the\s+)?"  # "in the $20-$40 range"
+_RANGE = r"(?:\s+(?:price\s+)?range\b)?"
+
+
+def _comparison(words: str, symbols: str = "") -> re.Pattern[str]:
+    """A price after a comparison: "under $50", "not more than 40", "< 50"."""
+    either = rf"\b(?:{words})|{symbols}" if symbols else rf"\b(?:{words})"
+    return re.compile(rf"{_LEAD}(?:{either})\s*(?P<a>{_MONEY})")
+
+
+# In order: each match is taken out of the text before the next pattern looks, so the negated forms
+# ("not less than $50": a minimum) go before the plain ones ("less than $50": a maximum).
 PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("between", re.compile(rf"\b(?:between|from)\s+(?P<a>{_MONEY})\s*(?:and|to|-|–)\s*(?P<b>{_MONEY})")),
     (
-        "range",
+        "between",
         re.compile(
-            rf"(?P<a>\$\s*{_NUM}{_CUR}?)\s*(?:-|–|to)\s*(?P<b>\$?\s*{_NUM}{_CUR}?)"
-            rf"|(?P<c>{_NUM})\s*(?:-|–|to)\s*(?P<d>{_NUM}{_CUR})"
+            rf"{_LEAD}\b(?:between|from)\s+(?P<a>{_MONEY})\s*(?:and|to|-|–)\s*(?P<b>{_MONEY}){_RANGE}"
         ),
     ),
     (
+        "range",
+        re.compile(
+            rf"{_SPAN}{_LEAD}(?:(?P<a>\$\s*{_NUM}{_K}{_CUR}?)\s*(?:-|–|to)\s*(?P<b>\$?\s*{_NUM}{_K}{_CUR}?)"
+            rf"|(?P<c>{_NUM}\$?)\s*(?:-|–|to)\s*(?P<d>{_NUM}{_K}{_CUR})){_RANGE}"
+        ),
+    ),
+    # "around $50": a currency said, for "a book about 1984" is no price
+    (
+        "around",
+        re.compile(
+            rf"{_LEAD}(?:\b(?:around|about|approx(?:imately)?|roughly|close\s+to)|~)\s*(?P<a>{_PRICE})"
+        ),
+    ),
+    ("max", _comparison(r"(?:not|no)\s+(?:more|higher|greater|over|above)(?:\s+than)?|not\s+to\s+exceed")),
+    ("min", _comparison(r"(?:not|no)\s+(?:less|lower|cheaper|under|below)(?:\s+than)?")),
+    (
+        "max",
+        _comparison(
+            r"under|below|sub|less\s+than(?:\s+or\s+equal\s+to)?|cheaper\s+than|up\s+to|upto|at\s+most|"
+            r"max(?:imum)?|within|lower\s+than|at\s+or\s+(?:below|under)",
+            r"<=?|≤",
+        ),
+    ),
+    (
+        "min",
+        _comparison(
+            r"over|above|more\s+than|greater\s+than|at\s+least|starting\s+at|min(?:imum)?|higher\s+than",
+            r">=?|≥",
+        ),
+    ),
+    # a price then its bound: "$50 or less", "40 bucks max", "$300+", "$300 and up"
+    (
         "max",
         re.compile(
-            r"\b(?:under|below|less than|cheaper than|up to|upto|at most|no more than|max(?:imum)?|"
-            rf"within|not over|lower than|<=?)\s*(?P<a>{_MONEY})"
+            rf"(?P<a>{_PRICE})\s*(?:or\s+(?:less|under|below|lower|cheaper)|"
+            r"and\s+(?:under|below|less|lower)|max(?:imum)?|at\s+most|tops)\b"
         ),
     ),
     (
         "min",
         re.compile(
-            r"\b(?:over|above|more than|at least|starting at|min(?:imum)?|higher than|"
-            rf"no less than|>=?)\s*(?P<a>{_MONEY})"
+            rf"(?P<a>{_PRICE})\s*(?:\+|(?:or\s+(?:more|over|above|higher)|and\s+(?:up|over|above|more|higher)|"
+            r"minimum|at\s+least)\b)"
         ),
     ),
 )
@@ -199,10 +246,11 @@ def plain(query: str, note: str | None = None) -> Intent:
 
 
 def _amount(match: str) -> float:
-    number = re.search(_NUM, match)
+    number = re.search(rf"{_NUM}(k\b)?", match)
     assert number is not None
-    whole, cents = number.group(1).replace(",", ""), number.group(2)
-    return float(f"{whole}.{cents}" if cents else whole)
+    whole, cents, thousands = number.group(1).replace(",", ""), number.group(2), number.group(3)
+    value = float(f"{whole}.{cents}" if cents else whole)
+    return value * 1000 if thousands else value
 
 
 def _price_bounds(text: str) -> tuple[float | None, float | None, str]:
@@ -214,6 +262,11 @@ def _price_bounds(text: str) -> tuple[float | None, float | None, str]:
             if kind in ("between", "range"):
                 a, b = (groups.get("a") or groups["c"]), (groups.get("b") or groups["d"])
                 x, y = sorted((_amount(a), _amount(b)))
+                low = x if low is None else max(low, x)
+                high = y if high is None else min(high, y)
+            elif kind == "around":  # within a fifth of it either way
+                value = _amount(groups["a"])
+                x, y = round(value * (1 - AROUND), 2), round(value * (1 + AROUND), 2)
                 low = x if low is None else max(low, x)
                 high = y if high is None else min(high, y)
             elif kind == "max":
