@@ -3,7 +3,9 @@
 * crowdflower, homedepot: a fixed fifth of the judged queries (seed 0) is held out; the fine-tune
   learns from the catalogue and the other four fifths (their judgements). Dense and hybrid nDCG@10 on
   the held-out fifth, before (the base model) and after, each on a full index of the catalogue built
-  the way ``recsys eval`` builds it (with the model of each run).
+  the way ``recsys eval`` builds it (with the model of each run). ``--folds 0 1 2 3 4``: instead, each
+  of five disjoint fifths held out in turn (5-fold cross-validation, runs named ``<set>-fold<K>``,
+  their mean ``<set>-folds``).
 * myntra: self-supervised (generated queries + similar-items pairs sharing article type and gender);
   ``recsys eval-similar`` precision@10 and nDCG@10 before and after (the evaluation's 1,000 sampled
   products are left out of the training catalogue), and the myntra-trained model's dense nDCG@10 on
@@ -18,7 +20,8 @@ indexes and embedding caches, and every figure measured (``results.jsonl``), so 
 what is missing. Absent sets are skipped with a message.
 
     python bench/finetune.py [--data ../shared/data] [--sets crowdflower homedepot myntra]
-                             [--levers] [--full default ...] [--json bench/results/finetune.json]
+                             [--levers] [--full default ...] [--folds 0 1 2 3 4]
+                             [--json bench/results/finetune.json]
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import argparse
 import csv
 import json
 import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -50,6 +54,7 @@ SEARCH_SETS = ("crowdflower", "homedepot")
 SIMILAR = {"myntra": (("category", "gender"), "colour")}
 HELD_OUT = 0.2
 SPLIT_SEED = 0
+FOLDS = 5  # --fold K: the K-th of five disjoint fifths is held out instead (cross-validation)
 # one change at a time from the default configuration (FinetuneConfig's knobs)
 LEVERS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -156,15 +161,21 @@ class Bench:
     # -- the splits --------------------------------------------------------------------------------
 
     def split(self, name: str) -> dict[str, Path]:
-        """Four fifths of the judged queries to train on, one fifth held out (fixed: seed 0)."""
-        folder, out = self.data / name, self.work / name / "split"
+        """Four fifths of the judged queries to train on, one fifth held out (fixed: seed 0); for a
+        ``<set>-fold<K>`` name, the K-th of five disjoint fifths of a seeded shuffle."""
+        folder, out = self.data / data_set(name), self.work / name / "split"
         paths = {k: out / f"{k}.tsv" for k in ("train_queries", "train_qrels", "heldout_queries")}
         if all(p.is_file() for p in paths.values()):
             return paths
         out.mkdir(parents=True, exist_ok=True)
         queries = read_queries(folder / "queries.tsv")
         judged = sorted(q for q in queries if q in read_qrels(folder / "qrels.tsv"))
-        held = set(random.Random(SPLIT_SEED).sample(judged, round(len(judged) * HELD_OUT)))
+        fold = re.fullmatch(r".+-fold(\d+)", name)
+        if fold is None:
+            held = set(random.Random(SPLIT_SEED).sample(judged, round(len(judged) * HELD_OUT)))
+        else:
+            shuffled = random.Random(SPLIT_SEED).sample(judged, len(judged))
+            held = set(shuffled[int(fold.group(1)) :: FOLDS])
         _write_tsv(
             paths["heldout_queries"], ["query_id", "query"], [[q, queries[q]] for q in judged if q in held]
         )
@@ -208,7 +219,7 @@ class Bench:
         else:
             split = self.split(name)
             data = FinetuneData(
-                self.data / name / "catalogue.jsonl", split["train_queries"], split["train_qrels"]
+                self.data / data_set(name) / "catalogue.jsonl", split["train_queries"], split["train_qrels"]
             )
         print(f"{name}/{lever}: fine-tuning ({config.steps} steps)", file=sys.stderr, flush=True)
         last = [0.0]
@@ -255,7 +266,7 @@ class Bench:
     # -- measurements ------------------------------------------------------------------------------
 
     def full_search(self, name: str, model_dir: Path | None) -> dict[str, Any]:
-        folder, split = self.data / name, self.split(name)
+        folder, split = self.data / data_set(name), self.split(name)
         settings = self.model_settings(model_dir)
         encoder = make_encoder(settings)
         began = time.monotonic()
@@ -298,7 +309,7 @@ class Bench:
 
     def proxy_search(self, name: str, model_dir: Path | None) -> dict[str, Any]:
         """Exact dense nDCG@10 of the held-out queries over their judged products + a seeded sample."""
-        folder, split = self.data / name, self.split(name)
+        folder, split = self.data / data_set(name), self.split(name)
         products = load_catalogue(folder / "catalogue.jsonl").products
         queries = read_queries(split["heldout_queries"])
         qrels = read_qrels(folder / "qrels.tsv")
@@ -349,6 +360,11 @@ class Bench:
         return full, short
 
 
+def data_set(name: str) -> str:
+    """The set of ``../shared/data`` a run's name reads: ``crowdflower-fold2`` reads crowdflower."""
+    return re.sub(r"-fold\d+$", "", name)
+
+
 def _proxy_products(products: list[Product], must: set[str], size: int) -> list[int]:
     keep = [i for i, p in enumerate(products) if p.id in must]
     rest = [i for i, p in enumerate(products) if p.id not in must]
@@ -379,14 +395,23 @@ def main() -> int:
     )
     parser.add_argument("--config", default="{}", help="JSON changes to the default FinetuneConfig")
     parser.add_argument("--proxy-size", type=int, default=4000)
+    parser.add_argument(
+        "--folds",
+        type=int,
+        nargs="*",
+        choices=range(FOLDS),
+        help="search sets: hold out each of these fifths of a 5-fold split in turn (their mean: <set>-folds)",
+    )
     parser.add_argument("--json", type=Path, default=PROJECT_ROOT / "bench" / "results" / "finetune.json")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     bench = Bench(args.data, args.work, FinetuneConfig(**json.loads(args.config)), args.proxy_size)
-    for name in args.sets:
-        if not (args.data / name / "catalogue.jsonl").is_file():
-            print(f"skipped {name}: {args.data / name}/catalogue.jsonl is not here", file=sys.stderr)
-            continue
+    present = [s for s in args.sets if (args.data / s / "catalogue.jsonl").is_file()]
+    for name in sorted(set(args.sets) - set(present)):
+        print(f"skipped {name}: {args.data / name}/catalogue.jsonl is not here", file=sys.stderr)
+    runs = [f"{s}-fold{k}" for s in present if s not in SIMILAR and args.folds for k in args.folds]
+    runs += [s for s in present if s in SIMILAR or not args.folds]
+    for name in runs:
         kind = "similar" if name in SIMILAR else "search"
         full = bench.proxy_similar if kind == "similar" else bench.proxy_search
         levers = SET_LEVERS[kind] if args.levers == ["all"] else args.levers
@@ -421,6 +446,18 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
     for key, value in sorted(results.items()):
         name, lever, kind = key.split("/")
         out.setdefault(name, {}).setdefault(lever, {})[kind] = value
+    folds: dict[str, list[str]] = {}
+    for name in out:
+        if data_set(name) != name:
+            folds.setdefault(data_set(name), []).append(name)
+    for name, names in folds.items():  # the mean over the folds measured, per run
+        for lever in {lever for n in names for lever in out[n]}:
+            runs = [out[n][lever]["proxy"]["dense"] for n in names if "proxy" in out[n].get(lever, {})]
+            if runs:
+                mean = round(sum(r["ndcg@10"] for r in runs) / len(runs), 4)
+                queries = sum(r["queries"] for r in runs)
+                proxy = {"dense": {"ndcg@10": mean, "queries": queries}, "folds": len(runs)}
+                out.setdefault(f"{name}-folds", {}).setdefault(lever, {})["proxy"] = proxy
     for levers in out.values():
         base = levers.get("base", {})
         for lever, figures in levers.items():
