@@ -206,7 +206,7 @@ class TransformerEncoder:
     def encode_documents(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         ids = self.tokenize([self.spec.document_prefix + t for t in texts], self.document_tokens)
         if self.document_precision == "int8":  # the session runs each call on one core
-            streams = self.threads or len(os.sched_getaffinity(0))
+            streams = self.threads or _cores()
             return self._encode_streams(ids, progress, self._onnx_forward(), streams)
         return self._torch_streams(ids, progress, self._torch_forward(self.document_precision == "bf16"))
 
@@ -344,6 +344,12 @@ def _transformers_model(path: Path) -> _TransformersModel:
 
     hf_logging.disable_progress_bar()
     return _TransformersModel(AutoModel.from_pretrained(path, local_files_only=True))
+
+
+def _cores() -> int:
+    """The cores this process may run on (all of the machine's where the OS cannot say)."""
+    affinity = getattr(os, "sched_getaffinity", None)  # Linux
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
 
 
 def resolve_precision(asked: str, onnx: bool, kind: str = "bert") -> str:

@@ -62,7 +62,8 @@ UNITS = (
     "inch|inches|in|ft|feet|foot|cm|mm|m|meter|meters|metre|metres|gb|tb|mb|mah|w|watt|watts|v|volt|volts|"
     "hz|khz|mhz|lb|lbs|kg|g|oz|ml|l|litre|litres|liter|liters|gal|gallon|gallons|qt|pack|pk|pcs|pc|"
     "piece|pieces|count|ct|x|amp|amps|a|btu|mp|k|p|mph|psi|sq|cu|yd|yards|degree|degrees|gauge|ga|"
-    "series|year|years|yr|yrs|month|months|day|days|hour|hours|person|people|seat|seater|lumens"
+    "series|year|years|yr|yrs|month|months|week|weeks|day|days|hour|hours|min|mins|minute|minutes|"
+    "mile|miles|km|person|people|seat|seater|lumens"
 )
 AROUND = 0.2  # "around $50": $40 to $60
 _NUM = r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?"
