@@ -450,9 +450,11 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
     for name in out:
         if data_set(name) != name:
             folds.setdefault(data_set(name), []).append(name)
-    for name, names in folds.items():  # the mean over the folds measured, per run
-        for lever in {lever for n in names for lever in out[n]}:
-            runs = [out[n][lever]["proxy"]["dense"] for n in names if "proxy" in out[n].get(lever, {})]
+    for name, names in folds.items():  # the mean over the folds where every run was measured
+        levers = {lever for n in names for lever in out[n]}
+        names = [n for n in names if all("proxy" in out[n].get(lever, {}) for lever in levers)]
+        for lever in levers:
+            runs = [out[n][lever]["proxy"]["dense"] for n in names]
             if runs:
                 mean = round(sum(r["ndcg@10"] for r in runs) / len(runs), 4)
                 queries = sum(r["queries"] for r in runs)
