@@ -54,7 +54,8 @@ SEARCH_SETS = ("crowdflower", "homedepot")
 SIMILAR = {"myntra": (("category", "gender"), "colour")}
 HELD_OUT = 0.2
 SPLIT_SEED = 0
-FOLDS = 5  # --fold K: the K-th of five disjoint fifths is held out instead (cross-validation)
+FOLDS = 5  # --folds: the K-th of five disjoint fifths is held out instead (cross-validation)
+FOLD = re.compile(r"(.+)-fold(\d+)")  # a run's name under --folds: <set>-fold<K>
 # one change at a time from the default configuration (FinetuneConfig's knobs)
 LEVERS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -170,12 +171,12 @@ class Bench:
         out.mkdir(parents=True, exist_ok=True)
         queries = read_queries(folder / "queries.tsv")
         judged = sorted(q for q in queries if q in read_qrels(folder / "qrels.tsv"))
-        fold = re.fullmatch(r".+-fold(\d+)", name)
+        fold = FOLD.fullmatch(name)
         if fold is None:
             held = set(random.Random(SPLIT_SEED).sample(judged, round(len(judged) * HELD_OUT)))
         else:
             shuffled = random.Random(SPLIT_SEED).sample(judged, len(judged))
-            held = set(shuffled[int(fold.group(1)) :: FOLDS])
+            held = set(shuffled[int(fold.group(2)) :: FOLDS])
         _write_tsv(
             paths["heldout_queries"], ["query_id", "query"], [[q, queries[q]] for q in judged if q in held]
         )
@@ -362,7 +363,8 @@ class Bench:
 
 def data_set(name: str) -> str:
     """The set of ``../shared/data`` a run's name reads: ``crowdflower-fold2`` reads crowdflower."""
-    return re.sub(r"-fold\d+$", "", name)
+    fold = FOLD.fullmatch(name)
+    return name if fold is None else fold.group(1)
 
 
 def _proxy_products(products: list[Product], must: set[str], size: int) -> list[int]:
@@ -452,9 +454,9 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
             folds.setdefault(data_set(name), []).append(name)
     for name, names in folds.items():  # the mean over the folds where every run was measured
         levers = {lever for n in names for lever in out[n]}
-        names = [n for n in names if all("proxy" in out[n].get(lever, {}) for lever in levers)]
+        complete = [n for n in names if all("proxy" in out[n].get(lever, {}) for lever in levers)]
         for lever in levers:
-            runs = [out[n][lever]["proxy"]["dense"] for n in names]
+            runs = [out[n][lever]["proxy"]["dense"] for n in complete]
             if runs:
                 mean = round(sum(r["ndcg@10"] for r in runs) / len(runs), 4)
                 queries = sum(r["queries"] for r in runs)

@@ -77,10 +77,10 @@ _SPAN = r"(?:\bin\s+the\s+)?"  # "in the $20-$40 range"
 _RANGE = r"(?:\s+(?:price\s+)?range\b)?"
 
 
-def _comparison(words: str, symbols: str = "") -> re.Pattern[str]:
-    """A price after a comparison: "under $50", "not more than 40", "< 50"."""
+def _comparison(words: str, symbols: str = "", amount: str = _MONEY) -> re.Pattern[str]:
+    """An ``amount`` after a comparison: "under $50", "not more than 40", "< 50"."""
     either = rf"\b(?:{words})|{symbols}" if symbols else rf"\b(?:{words})"
-    return re.compile(rf"{_LEAD}(?:{either})\s*(?P<a>{_MONEY})")
+    return re.compile(rf"{_LEAD}(?:{either})\s*(?P<a>{amount})")
 
 
 # In order: each match is taken out of the text before the next pattern looks, so the negated forms
@@ -100,12 +100,7 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         ),
     ),
     # "around $50": a currency said, for "a book about 1984" is no price
-    (
-        "around",
-        re.compile(
-            rf"{_LEAD}(?:\b(?:around|about|approx(?:imately)?|roughly|close\s+to)|~)\s*(?P<a>{_PRICE})"
-        ),
-    ),
+    ("around", _comparison(r"around|about|approx(?:imately)?|roughly|close\s+to", "~", _PRICE)),
     ("max", _comparison(r"(?:not|no)\s+(?:more|higher|greater|over|above)(?:\s+than)?|not\s+to\s+exceed")),
     ("min", _comparison(r"(?:not|no)\s+(?:less|lower|cheaper|under|below)(?:\s+than)?")),
     (
@@ -259,25 +254,25 @@ def _price_bounds(text: str) -> tuple[float | None, float | None, str]:
     high: float | None = None
     for kind, pattern in PATTERNS:
         while (match := pattern.search(text)) is not None:
-            groups = {k: v for k, v in match.groupdict().items() if v}
-            if kind in ("between", "range"):
-                a, b = (groups.get("a") or groups["c"]), (groups.get("b") or groups["d"])
-                x, y = sorted((_amount(a), _amount(b)))
+            x, y = _bounds(kind, {k: v for k, v in match.groupdict().items() if v})
+            if x is not None:
                 low = x if low is None else max(low, x)
+            if y is not None:
                 high = y if high is None else min(high, y)
-            elif kind == "around":  # within a fifth of it either way
-                value = _amount(groups["a"])
-                x, y = round(value * (1 - AROUND), 2), round(value * (1 + AROUND), 2)
-                low = x if low is None else max(low, x)
-                high = y if high is None else min(high, y)
-            elif kind == "max":
-                value = _amount(groups["a"])
-                high = value if high is None else min(high, value)
-            else:
-                value = _amount(groups["a"])
-                low = value if low is None else max(low, value)
             text = (text[: match.start()] + " " + text[match.end() :]).strip()
     return low, high, " ".join(text.split())
+
+
+def _bounds(kind: str, groups: dict[str, str]) -> tuple[float | None, float | None]:
+    """The (low, high) price bounds one match of a ``kind`` of pattern sets."""
+    if kind in ("between", "range"):
+        a, b = (groups.get("a") or groups["c"]), (groups.get("b") or groups["d"])
+        x, y = sorted((_amount(a), _amount(b)))
+        return x, y
+    value = _amount(groups["a"])
+    if kind == "around":  # within a fifth of it either way
+        return round(value * (1 - AROUND), 2), round(value * (1 + AROUND), 2)
+    return (None, value) if kind == "max" else (value, None)
 
 
 def _bands(text: str) -> tuple[set[str], str]:
