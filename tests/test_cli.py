@@ -106,7 +106,7 @@ def test_eval_prints_the_metrics_and_reuses_its_index(
     ]
     assert main(argv) == 0
     scores = json.loads(capsys.readouterr().out)
-    assert set(scores) == {"ndcg@10", "recall@100", "mrr@10", "queries"}
+    assert set(scores) == {"ndcg@10", "recall@100", "mrr@10", "judged@10", "ndcg@10_condensed", "queries"}
     assert scores["queries"] == len((fixtures / "queries.tsv").read_text().splitlines()) - 1
     assert scores["ndcg@10"] > 0.6
     eval_root = env.data_dir / "eval"

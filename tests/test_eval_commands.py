@@ -110,7 +110,7 @@ def test_output_shapes(searched: SearchEval) -> None:
     several = scores_json(searched.scores)
     assert set(several) == {"modes"} and list(several["modes"]) == list(MODES)
     one = scores_json({"hybrid": searched.scores["hybrid"]})
-    assert set(one) == {"ndcg@10", "recall@100", "mrr@10", "queries"}
+    assert set(one) == {"ndcg@10", "recall@100", "mrr@10", "judged@10", "ndcg@10_condensed", "queries"}
     lines = score_lines(searched.scores)
     assert len(lines) == 4 and lines[3].startswith("hybrid+intent ") and "ndcg@10 " in lines[3]
     assert score_lines({"dense": searched.scores["dense"]})[0].startswith("ndcg@10 ")

@@ -31,6 +31,17 @@ def test_metrics_match_hand_computed_values() -> None:
     assert scores.mrr_at_10 == pytest.approx(1 / 3)
 
 
+def test_unjudged_products_are_counted_and_taken_out_of_the_condensed_ranking() -> None:
+    # "e" and "f" have no judgement: they cost q1 its first place; the condensed ranking drops them.
+    qrels = {"q1": {"a": 4, "b": 1}, "q2": {"x": 2, "y": 1}}
+    runs = {"q1": ["e", "a", "f", "b"], "q2": ["x", "y"]}
+    scores = evaluate(runs, qrels)
+    assert scores.ndcg_at_10 == pytest.approx((1 / math.log2(3) + 1.0) / 2, abs=1e-6)
+    assert scores.ndcg_at_10_condensed == pytest.approx(1.0)
+    assert scores.judged_at_10 == pytest.approx((2 / 10 + 2 / 10) / 2)
+    assert scores.to_dict()["judged@10"] == 0.2
+
+
 def test_perfect_ranking_scores_one() -> None:
     qrels = {"q": {"a": 4, "b": 3, "c": 2}}
     scores = evaluate({"q": ["a", "b", "c"]}, qrels)

@@ -9,6 +9,12 @@ asked are left out, and asked queries without a judgement are excluded (:func:`c
 both, for the caller to report). The grade scale is read from the whole qrels file. Each metric is
 averaged over the scored queries that have at least one relevant product under its own definition
 (trec_eval's convention). Unjudged products count as not relevant.
+
+Where judgements are sparse (judged from another engine's results, or from a click log), unjudged
+products in the top 10 hold every figure down whatever they are; two figures say how much:
+Judged@10, the share of each scored query's top 10 that has a judgement (as ir_measures defines it),
+and nDCG@10 of the condensed ranking, the same ranking with its unjudged products taken out
+(Sakai's condensed lists): the score the judged products alone earn.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ class Scores:
     recall_at_100: float
     mrr_at_10: float
     queries: int  # asked queries with a judgement
+    judged_at_10: float = 0.0  # the share of the top 10 that has a judgement (those queries' mean)
+    ndcg_at_10_condensed: float = 0.0  # nDCG@10 with the unjudged products taken out of each ranking
     # nDCG@10 of each query that has a product with a gain (the report's distribution and worst queries)
     ndcg_per_query: Mapping[str, float] = field(default_factory=dict, compare=False, repr=False)
 
@@ -39,6 +47,8 @@ class Scores:
             "ndcg@10": round(self.ndcg_at_10, 4),
             "recall@100": round(self.recall_at_100, 4),
             "mrr@10": round(self.mrr_at_10, 4),
+            "judged@10": round(self.judged_at_10, 4),
+            "ndcg@10_condensed": round(self.ndcg_at_10_condensed, 4),
             "queries": self.queries,
         }
 
@@ -83,6 +93,7 @@ def read_qrels(path: Path) -> Qrels:
 
 GAIN_SCALE = 1000  # nDCG is a ratio of gains: a common scale changes nothing but integer rounding
 GRADE_PRECISION = 0.005
+NONE = {"__none__": 0.0}  # what ranx is given for a query that found nothing
 
 
 def evaluate(runs: Mapping[str, Ranking], qrels: Qrels) -> Scores:
@@ -107,30 +118,42 @@ def evaluate(runs: Mapping[str, Ranking], qrels: Qrels) -> Scores:
         picked = {q: {p: keep(g) for p, g in judged.items() if keep(g) > 0} for q, judged in asked.items()}
         return {q: judged for q, judged in picked.items() if judged}
 
-    # Rank-derived scores keep the given order exactly (no tie-breaking by id inside ranx).
-    run_dict = {
-        q: {pid: float(len(runs[q]) - i) for i, pid in enumerate(runs[q])} or {"__none__": 0.0} for q in asked
-    }
+    def as_run(rankings: Mapping[str, Ranking]) -> dict[str, dict[str, float]]:
+        # Rank-derived scores keep the given order exactly (no tie-breaking by id inside ranx).
+        return {q: {p: float(len(r) - i) for i, p in enumerate(r)} or dict(NONE) for q, r in rankings.items()}
+
+    run_dict = as_run({q: runs[q] for q in asked})
+    condensed = as_run({q: [p for p in runs[q] if p in judged] for q, judged in asked.items()})
+    # ranx keeps relevance as integers: gains are scaled first, so 2.67 - 1 is not truncated to 1
+    gains = binarised(lambda g: round((g - low) * GAIN_SCALE))
     results: dict[str, float] = {}
     per_query: dict[str, float] = {}
-    for metric, judged in (
-        # ranx keeps relevance as integers: gains are scaled first, so 2.67 - 1 is not truncated to 1
-        ("ndcg@10", binarised(lambda g: round((g - low) * GAIN_SCALE))),
-        ("recall@100", binarised(lambda g: 1.0 if g >= threshold else 0.0)),
-        ("mrr@10", binarised(lambda g: 1.0 if g >= high else 0.0)),
+    for name, metric, judged, ranked in (
+        ("ndcg@10", "ndcg@10", gains, run_dict),
+        ("recall@100", "recall@100", binarised(lambda g: 1.0 if g >= threshold else 0.0), run_dict),
+        ("mrr@10", "mrr@10", binarised(lambda g: 1.0 if g >= high else 0.0), run_dict),
+        ("ndcg@10_condensed", "ndcg@10", gains, condensed),
     ):
         if not judged:  # no scored query has a relevant product under this metric
-            results[metric] = 0.0
+            results[name] = 0.0
             continue
-        run = RanxRun({q: run_dict[q] for q in judged})
+        run = RanxRun({q: ranked[q] for q in judged})
         with warnings.catch_warnings():
             # numba warns while it compiles ranx's kernels (first use only): noise, not a problem.
             warnings.filterwarnings("ignore", message="unsafe cast")
-            results[metric] = float(ranx_evaluate(RanxQrels(judged), run, metric, make_comparable=True))
-        if metric == "ndcg@10":
+            results[name] = float(ranx_evaluate(RanxQrels(judged), run, metric, make_comparable=True))
+        if name == "ndcg@10":
             per_query = {str(q): float(v) for q, v in run.scores[metric].items()}
+    shares = [sum(p in asked[q] for p in runs[q][:10]) / 10 for q in gains]  # nDCG@10's queries
+    judged_at_10 = sum(shares) / len(shares) if shares else 0.0
     return Scores(
-        results["ndcg@10"], results["recall@100"], results["mrr@10"], len(run_dict), ndcg_per_query=per_query
+        results["ndcg@10"],
+        results["recall@100"],
+        results["mrr@10"],
+        len(run_dict),
+        judged_at_10,
+        results["ndcg@10_condensed"],
+        ndcg_per_query=per_query,
     )
 
 

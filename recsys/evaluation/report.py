@@ -123,17 +123,21 @@ def _eval_markdown(report: EvalReport) -> str:
         "",
         "## Scores",
         "",
-        "| mode | nDCG@10 | Recall@100 | MRR@10 | queries |" + (" nDCG@10 vs lexical |" if base else ""),
-        "|---|---|---|---|---|" + ("---|" if base else ""),
+        "| mode | nDCG@10 | Recall@100 | MRR@10 | Judged@10 | nDCG@10 condensed | queries |"
+        + (" nDCG@10 vs lexical |" if base else ""),
+        "|---|---|---|---|---|---|---|" + ("---|" if base else ""),
     ]
     for mode, scores in report.scores.items():
         row = f"| {mode} | {scores.ndcg_at_10:.4f} | {scores.recall_at_100:.4f} | {scores.mrr_at_10:.4f} | "
-        row += f"{scores.queries} |"
+        row += f"{scores.judged_at_10:.3f} | {scores.ndcg_at_10_condensed:.4f} | {scores.queries} |"
         if base:
             ratio = scores.ndcg_at_10 / base.ndcg_at_10 if base.ndcg_at_10 else float("nan")
             row += f" {ratio:.3f} |"
         lines.append(row)
     lines += [
+        "",
+        "Unjudged products count as not relevant. Judged@10 is the share of the top 10 that has a "
+        "judgement; nDCG@10 condensed scores the same rankings with their unjudged products taken out.",
         "",
         "![nDCG@10, Recall@100 and MRR@10 per mode](metrics.png)",
         "",
