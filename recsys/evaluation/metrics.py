@@ -93,7 +93,6 @@ def read_qrels(path: Path) -> Qrels:
 
 GAIN_SCALE = 1000  # nDCG is a ratio of gains: a common scale changes nothing but integer rounding
 GRADE_PRECISION = 0.005
-NONE = {"__none__": 0.0}  # what ranx is given for a query that found nothing
 
 
 def evaluate(runs: Mapping[str, Ranking], qrels: Qrels) -> Scores:
@@ -120,7 +119,10 @@ def evaluate(runs: Mapping[str, Ranking], qrels: Qrels) -> Scores:
 
     def as_run(rankings: Mapping[str, Ranking]) -> dict[str, dict[str, float]]:
         # Rank-derived scores keep the given order exactly (no tie-breaking by id inside ranx).
-        return {q: {p: float(len(r) - i) for i, p in enumerate(r)} or dict(NONE) for q, r in rankings.items()}
+        return {
+            q: {p: float(len(r) - i) for i, p in enumerate(r)} or {"__none__": 0.0}  # found nothing
+            for q, r in rankings.items()
+        }
 
     run_dict = as_run({q: runs[q] for q in asked})
     condensed = as_run({q: [p for p in runs[q] if p in judged] for q, judged in asked.items()})
