@@ -14,6 +14,10 @@
   *proxy*: exact dense search over the held-out queries' judged products plus a seeded sample of the
   catalogue (``--proxy-size``), the same for the base model. Cheaper than a full index, so every lever
   can be tried; the full figures are for the configurations named in ``--full``.
+* ``--device cuda`` (``auto``: CUDA when present): the fine-tunes train there, and the proxies' vectors
+  are computed there too, by the fine-tune's own encoding (the served prompts, pooling and
+  normalisation). ``--rank-only`` keeps each proxy's ranked lists instead of its metrics, for a machine
+  without ranx; a later run over the same ``--work`` on any machine scores them.
 
 Everything is kept under ``--work`` (default /tmp/recsys-finetune): the splits, the models, their
 indexes and embedding caches, and every figure measured (``results.jsonl``), so a rerun measures only
@@ -46,8 +50,10 @@ from recsys.evaluation.metrics import evaluate, read_qrels, read_queries
 from recsys.evaluation.similar import Grader, evaluate_similar, sample_ids
 from recsys.factories import load_template, make_encoder
 from recsys.finetune import FinetuneConfig, FinetuneData, finetune, read_record
+from recsys.finetune.device import resolve_device
+from recsys.finetune.encoding import Tower
 from recsys.index.embcache import EmbeddingCache
-from recsys.model.encoder import Encoder, ModelSpec
+from recsys.model.encoder import ModelSpec
 from recsys.settings import PROJECT_ROOT, Settings
 
 SEARCH_SETS = ("crowdflower", "homedepot")
@@ -70,6 +76,8 @@ LEVERS: dict[str, dict[str, Any]] = {
     "lr-1e-3": {"learning_rate": 1e-3},
     "steps-half": {"steps": "half"},
     "steps-double": {"steps": "double"},
+    "steps-x4": {"steps": "x4"},  # affordable on a GPU: the CPU's time budget stops ~90 steps in
+    "batch-128": {"batch_size": 128},  # more in-batch negatives (a GPU lever too)
     "temperature-0.02": {"temperature": 0.02},
     "temperature-0.1": {"temperature": 0.1},
     "temperature-learnt": {"learn_temperature": True},
@@ -99,6 +107,8 @@ SET_LEVERS = {
         "lr-1e-3",
         "steps-half",
         "steps-double",
+        "steps-x4",
+        "batch-128",
         "temperature-0.02",
         "temperature-0.1",
         "temperature-learnt",
@@ -122,8 +132,18 @@ SET_LEVERS = {
 
 
 class Bench:
-    def __init__(self, data: Path, work: Path, base: FinetuneConfig, proxy_size: int) -> None:
+    def __init__(
+        self,
+        data: Path,
+        work: Path,
+        base: FinetuneConfig,
+        proxy_size: int,
+        device: str = "cpu",
+        rank_only: bool = False,
+    ) -> None:
         self.data = data
+        self.device = device
+        self.rank_only = rank_only
         self.work = work
         self.base_config = base
         self.proxy_size = proxy_size
@@ -153,6 +173,8 @@ class Bench:
             changes["steps"] = max(1, self.base_config.steps // 2)
         elif changes.get("steps") == "double":
             changes["steps"] = self.base_config.steps * 2
+        elif changes.get("steps") == "x4":
+            changes["steps"] = self.base_config.steps * 4
         return self.base_config.model_copy(update=changes)
 
     def model_settings(self, model_dir: Path | None) -> Settings:
@@ -316,7 +338,7 @@ class Bench:
         qrels = read_qrels(folder / "qrels.tsv")
         judged = {p for q in queries for p in qrels.get(q, {})}
         chosen = _proxy_products(products, judged, self.proxy_size)
-        encoder = make_encoder(self.model_settings(model_dir).replace(query_runtime="torch"))
+        encoder = self.proxy_encoder(model_dir)
         full, short = self._vectors(products, chosen, encoder)
         w = self.settings.short_vector_weight
         vectors = encoder.encode_queries([self.template.render_query(t) for t in queries.values()])
@@ -326,7 +348,27 @@ class Bench:
             q: [ids[j] for j in np.argsort(-row, kind="stable")[:100]]
             for q, row in zip(queries, scores, strict=True)
         }
+        if self.rank_only:
+            return {"runs": runs, "products": len(chosen)}
         return {"dense": evaluate(runs, qrels).to_dict(), "products": len(chosen)}
+
+    def score_ranked(self) -> None:
+        """Turn the ranked lists a ``--rank-only`` run kept into metrics (rewriting results.jsonl)."""
+        ranked = [k for k, v in self.results.items() if isinstance(v, dict) and "runs" in v]
+        for key in ranked:
+            value = self.results[key]
+            qrels = read_qrels(self.data / data_set(key.split("/")[0]) / "qrels.tsv")
+            scores = evaluate(value["runs"], qrels).to_dict()
+            self.results[key] = {"dense": scores, "products": value["products"]}
+        if ranked:
+            lines = [json.dumps({"key": k, "value": v}) for k, v in self.results.items()]
+            self.results_path.write_text("\n".join(lines) + "\n")
+            print(f"scored {len(ranked)} ranked proxies", file=sys.stderr)
+
+    def proxy_encoder(self, model_dir: Path | None) -> Any:
+        if self.device == "cpu":
+            return make_encoder(self.model_settings(model_dir).replace(query_runtime="torch"))
+        return TowerEncoder(model_dir or self.settings.resolved_model_dir, self.device)
 
     def proxy_similar(self, name: str, model_dir: Path | None) -> dict[str, Any]:
         """eval-similar's metric over a seeded sample of the catalogue (the same 1,000 anchors' share)."""
@@ -336,7 +378,7 @@ class Bench:
         anchors = set(sample_ids([p.id for p in products if grader.eligible(p.id)], 1000, 0))
         chosen = _proxy_products(products, anchors, self.proxy_size)
         sub = [products[i] for i in chosen]
-        encoder = make_encoder(self.model_settings(model_dir).replace(query_runtime="torch"))
+        encoder = self.proxy_encoder(model_dir)
         _, short = self._vectors(products, chosen, encoder)
         row = {p.id: i for i, p in enumerate(sub)}
         sub_grader = Grader(sub, same, grade2)
@@ -351,7 +393,7 @@ class Bench:
         return {**scores.to_dict(), "products": len(sub)}
 
     def _vectors(
-        self, products: list[Product], chosen: list[int], encoder: Encoder
+        self, products: list[Product], chosen: list[int], encoder: Any
     ) -> tuple[np.ndarray, np.ndarray]:
         bands = price_bands(products)
         rendered = render([products[i] for i in chosen], self.template, bands)
@@ -359,6 +401,27 @@ class Bench:
         full, _ = embed(rendered.search, encoder, cache)
         short, _ = embed(rendered.similar, encoder, cache)
         return full, short
+
+
+class TowerEncoder:
+    """A proxy's vectors on an accelerator, through the fine-tune's own :class:`Tower`: the model
+    directory's prompts, pooling and normalisation, as the served encoder applies them."""
+
+    def __init__(self, model_dir: Path, device: str) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        self.spec = ModelSpec.read(model_dir)
+        model = AutoModel.from_pretrained(model_dir, local_files_only=True).to(device).eval()
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        self.tower = Tower(tokenizer, model, self.spec, device)
+        self.identity = f"{self.spec.identity}-{device.split(':')[0]}"  # its own embedding cache
+        self.dim = self.spec.dim
+
+    def encode_documents(self, texts: list[str]) -> np.ndarray:
+        return self.tower.embed([self.spec.document_prefix + t for t in texts], self.spec.max_length, 256)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self.tower.embed([self.spec.query_prefix + t for t in texts], self.spec.max_length, 256)
 
 
 def data_set(name: str) -> str:
@@ -398,6 +461,12 @@ def main() -> int:
     parser.add_argument("--config", default="{}", help="JSON changes to the default FinetuneConfig")
     parser.add_argument("--proxy-size", type=int, default=4000)
     parser.add_argument(
+        "--device", default="cpu", help="proxies' vectors: cpu (the served encoder), cuda or auto"
+    )
+    parser.add_argument(
+        "--rank-only", action="store_true", help="keep proxies' ranked lists, not metrics (no ranx here)"
+    )
+    parser.add_argument(
         "--folds",
         type=int,
         nargs="*",
@@ -407,7 +476,11 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=PROJECT_ROOT / "bench" / "results" / "finetune.json")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    bench = Bench(args.data, args.work, FinetuneConfig(**json.loads(args.config)), args.proxy_size)
+    base = FinetuneConfig(**json.loads(args.config))
+    device = resolve_device(args.device)
+    bench = Bench(args.data, args.work, base, args.proxy_size, device, args.rank_only)
+    if not args.rank_only:
+        bench.score_ranked()
     present = [s for s in args.sets if (args.data / s / "catalogue.jsonl").is_file()]
     for name in sorted(set(args.sets) - set(present)):
         print(f"skipped {name}: {args.data / name}/catalogue.jsonl is not here", file=sys.stderr)
@@ -434,6 +507,9 @@ def main() -> int:
                     f"crowdflower/{name}-{lever}/full",
                     lambda: bench.full_search("crowdflower", model),  # noqa: B023
                 )
+    if args.rank_only:
+        print(f"ranked lists kept in {bench.results_path}; score them with a run without --rank-only")
+        return 0
     report = summarise(bench.results)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")
