@@ -14,9 +14,11 @@
   *proxy*: exact dense search over the held-out queries' judged products plus a seeded sample of the
   catalogue (``--proxy-size``), the same for the base model. Cheaper than a full index, so every lever
   can be tried; the full figures are for the configurations named in ``--full``.
-* ``--device cuda`` (``auto``: CUDA when present): the fine-tunes train there, and the proxies' vectors
-  are computed there too, by the fine-tune's own encoding (the served prompts, pooling and
-  normalisation). ``--rank-only`` keeps each proxy's ranked lists instead of its metrics, for a machine
+* ``--device cuda`` (``auto``: CUDA when present; default ``cpu``, the served encoder): where the
+  proxies' vectors are computed, by the fine-tune's own encoding (the served prompts, pooling and
+  normalisation; documents whole, up to the model's maximum, not cut to ``RECSYS_DOCUMENT_TOKENS``).
+  Training goes where the configuration's ``device`` says (``auto`` by default: CUDA when present).
+  ``--rank-only`` keeps each proxy's ranked lists instead of its metrics, for a machine
   without ranx; a later run over the same ``--work`` on any machine scores them.
 
 Everything is kept under ``--work`` (default /tmp/recsys-finetune): the splits, the models, their
