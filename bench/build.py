@@ -114,8 +114,8 @@ def main() -> int:
     from recsys.model.encoder import resolve_precision
     from recsys.settings import Settings
 
-    precision = resolve_precision(Settings.from_env().document_precision, True)
     settings = Settings.from_env()
+    precision = resolve_precision(settings.document_precision, True)
     report: dict[str, Any] = {
         "cpus": os.cpu_count(),
         "document_precision": precision,

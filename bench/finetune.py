@@ -357,10 +357,12 @@ class Bench:
     def score_ranked(self) -> None:
         """Turn the ranked lists a ``--rank-only`` run kept into metrics (rewriting results.jsonl)."""
         ranked = [k for k, v in self.results.items() if isinstance(v, dict) and "runs" in v]
+        qrels: dict[str, Any] = {}  # per set, read once
         for key in ranked:
-            value = self.results[key]
-            qrels = read_qrels(self.data / data_set(key.split("/")[0]) / "qrels.tsv")
-            scores = evaluate(value["runs"], qrels).to_dict()
+            value, name = self.results[key], data_set(key.split("/")[0])
+            if name not in qrels:
+                qrels[name] = read_qrels(self.data / name / "qrels.tsv")
+            scores = evaluate(value["runs"], qrels[name]).to_dict()
             self.results[key] = {"dense": scores, "products": value["products"]}
         if ranked:
             lines = [json.dumps({"key": k, "value": v}) for k, v in self.results.items()]
