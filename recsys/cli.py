@@ -363,7 +363,7 @@ def _print_results(args: argparse.Namespace, results: Any, started: float) -> in
             out["intent"] = intent
         print(json.dumps(out, ensure_ascii=False))
         return 0
-    if understood is not None and (not understood.empty or understood.note):
+    if understood is not None and (not understood.empty or understood.note or understood.corrections):
         parts = "  ".join(f"{k}={v}" for k, v in understood.to_dict().items() if k != "text")
         print(f"understood: {parts}  (searched {understood.text!r})")
     for rank, item in enumerate(results.to_list(), start=1 + args.offset):

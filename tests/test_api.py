@@ -126,6 +126,18 @@ def test_search_understands_prices_and_says_what_it_understood(client: FlaskClie
     error_of(client.get("/v1/search?q=boots&intent=maybe"), 400, "intent")
 
 
+def test_the_api_reports_corrections_in_the_intent_and_its_schema(client: FlaskClient) -> None:
+    first = client.get("/v1/search?q=shoes&k=1").get_json()["results"][0]
+    word = next(w for w in first["title"].lower().split() if w.isalpha() and len(w) >= 7)
+    typo = word[:2] + word[3] + word[2] + word[4:]  # two letters swapped: one edit
+    body = client.get("/v1/search", query_string={"q": typo, "k": 3}).get_json()
+    assert body["intent"]["corrections"] == {typo: word} and body["intent"]["text"] == word
+    assert "intent" not in client.get("/v1/search", query_string={"q": typo, "intent": "off"}).get_json()
+    schemas = client.get("/openapi.json").get_json()["components"]["schemas"].values()
+    intent = next(s for s in schemas if "price_band" in s.get("properties", {}))
+    assert "corrections" in intent["properties"]
+
+
 def test_similar_recommend_and_product(client: FlaskClient, first_id: str) -> None:
     similar = client.get(f"/v1/products/{first_id}/similar?k=4").get_json()
     assert len(similar["results"]) == 4 and first_id not in {r["id"] for r in similar["results"]}

@@ -310,6 +310,15 @@ def test_the_intent_line_and_switching_intent_off(tab: Tab) -> None:
     assert not page.get_by_label("Understand the query").is_checked()
 
 
+def test_a_misspelt_query_says_what_was_searched_instead(tab: Tab) -> None:
+    page = tab.open("/?q=wireless+headfones")
+    tab.wait_for_results()
+    spelling = page.locator("#spelling").inner_text()
+    assert "Showing results for wireless headphones" in spelling and "you typed headfones" in spelling
+    titles = " ".join(tab.cards().locator("h3").all_inner_texts()).lower()
+    assert "headphones" in titles
+
+
 def test_similar_items_and_explain_open_per_result(tab: Tab) -> None:
     tab.open("/?q=leather+boots")
     tab.wait_for_results()

@@ -70,6 +70,11 @@ class Intent(BaseModel):
     material: str | None = None
     category: str | None = Field(None, description="a category name the query mentions")
     note: str | None = Field(None, description="what was not applied and why (a contradiction, say)")
+    corrections: dict[str, str] | None = Field(
+        None,
+        description="misspelt words as typed -> the catalogue words searched instead "
+        '("Showing results for ..."); absent when nothing was corrected',
+    )
 
 
 class ResultPage(Stamped):

@@ -18,7 +18,7 @@ import numpy as np
 
 from recsys import __version__
 from recsys.build.texts import Rendered
-from recsys.catalogue import PriceBands, Product, RowError, Vocabulary, catalogue_hash
+from recsys.catalogue import PriceBands, Product, RowError, Spelling, Vocabulary, catalogue_hash
 from recsys.errors import BuildError
 from recsys.index.ann import (
     EXACT,
@@ -36,6 +36,7 @@ from recsys.index.products import write_products
 from recsys.index.store import IndexStore
 from recsys.model.encoder import Encoder
 from recsys.model.templates import Template
+from recsys.model.tokenizer import whole_words
 from recsys.query.filters import FilterColumns
 from recsys.query.fusion import dense
 from recsys.settings import Settings
@@ -84,6 +85,8 @@ def assemble(
     assigned = bands.assign(products)
     np.save(staged / "bands.npy", np.array([assigned.get(p.id, -1) for p in products], dtype=np.int8))
     Vocabulary.fit(products).save(staged / "vocabulary.json")
+    model_dir = getattr(getattr(encoder, "spec", None), "path", None)
+    Spelling.fit(products, whole_words(Path(model_dir)) if model_dir else ()).save(staged / "spelling.json")
     tuning: dict[str, SpaceTuning] = {}
     for name, vectors in (("search", search_vectors), ("similar", similar_vectors)):
         _check_vectors(name, vectors, len(products), encoder.dim)

@@ -1,5 +1,5 @@
 """The catalogue: products and the files they come in, and what a build learns over them: the price
-bands per category and the vocabulary of attribute values."""
+bands per category, the vocabulary of attribute values and the words spelling correction knows."""
 
 from recsys.catalogue.bands import PriceBands, price_bands
 from recsys.catalogue.products import (
@@ -10,6 +10,7 @@ from recsys.catalogue.products import (
     load_catalogue,
     validate_rows,
 )
+from recsys.catalogue.spelling import Spelling
 from recsys.catalogue.vocabulary import Vocabulary
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "PriceBands",
     "Product",
     "RowError",
+    "Spelling",
     "Vocabulary",
     "catalogue_hash",
     "load_catalogue",

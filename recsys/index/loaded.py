@@ -1,5 +1,6 @@
 """A loaded, read-only index version: memory-mapped vectors and ANN files, products, filter columns,
-BM25, and what the build learned of the catalogue (price bands, attribute vocabulary)."""
+BM25, and what the build learned of the catalogue (price bands, attribute vocabulary, its words for
+spelling correction)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recsys.catalogue import PriceBands, Vocabulary
+from recsys.catalogue import PriceBands, Spelling, Vocabulary
 from recsys.errors import IndexCorruptError
 from recsys.index.ann import (
     AnnBackend,
@@ -78,6 +79,7 @@ class LoadedIndex:
         self.bands = PriceBands.load(self.path / "bands.json")
         self.band = np.load(self.path / "bands.npy")  # each product's band in its category; -1: no price
         self.vocabulary = Vocabulary.load(self.path / "vocabulary.json")
+        self.spelling = Spelling.load(self.path / "spelling.json")
         expected_rows = self.manifest.counts.products
         shapes = {name: len(space.vectors) for name, space in self.spaces.items()}
         shapes.update(products=len(self.products), bands=len(self.band))

@@ -64,3 +64,21 @@ def _self_sufficient_file(path: Path) -> str | None:
             normaliser.get(ours) == config[key] for key, ours in NORMALISER_SETTINGS.items() if key in config
         )
     return text if agrees else None
+
+
+def whole_words(path: Path) -> frozenset[str]:
+    """The lowercase words the model's tokenizer holds whole (WordPiece's entries without ``##``,
+    SentencePiece's and byte-level BPE's word-initial pieces without their marker): words the model
+    knows, which spelling correction leaves alone. Empty when the directory has no tokenizer file."""
+    vocab: list[str] = []
+    try:
+        data = json.loads((path / "tokenizer.json").read_text(encoding="utf-8"))
+        entries = (data.get("model") or {}).get("vocab") or []
+        vocab = [e[0] if isinstance(e, list) else str(e) for e in entries]
+    except (OSError, ValueError, AttributeError):
+        try:
+            vocab = (path / "vocab.txt").read_text(encoding="utf-8").split()
+        except OSError:
+            return frozenset()
+    words = (entry.lstrip("\u2581\u0120") for entry in vocab if not entry.startswith("##"))
+    return frozenset(word.lower() for word in words if len(word) > 1 and word.isascii() and word.isalpha())

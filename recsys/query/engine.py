@@ -126,7 +126,20 @@ class Engine:
                 return False
             return bool((scores[live.having(name, value)[: live.base_size]] > 0).any())
 
-        return understand(query, index.vocabulary, agrees, prices=bool(index.bands.cuts))
+        def known(word: str) -> bool:
+            """A stopword (BM25 drops it: nothing to correct), or a word of a product added since the
+            build (the build's spelling data lacks it)."""
+            terms = index.lexical.tokens(word)
+            return not terms or bool(terms & live.delta_terms)
+
+        return understand(
+            query,
+            index.vocabulary,
+            agrees,
+            prices=bool(index.bands.cuts),
+            spelling=index.spelling,
+            known=known,
+        )
 
     def search(
         self,

@@ -12,6 +12,9 @@ own vocabulary.
   matches the other words (so "apple iphone case" names the brand and "apple juice" does not), or
   nothing else was typed. Category names are noted, for the price band's reference and the report.
 
+* Misspelt words are corrected first, from the catalogue's own words (:mod:`recsys.catalogue.spelling`):
+  "refrigirator" searches "refrigerator"; :attr:`Intent.corrections` says what was replaced.
+
 Price phrases and price-intent words are taken out of the text the model and BM25 see; attribute
 words stay in it. A contradictory query ("under $10 over $500", "cheap luxury watch") keeps its text,
 drops the contradiction and says so in :attr:`Intent.note`; nothing here raises.
@@ -24,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from recsys.catalogue.spelling import Known, Spelling
 from recsys.catalogue.vocabulary import Vocabulary, words
 
 LOW, HIGH = "low", "high"
@@ -136,6 +140,20 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 Agrees = Callable[[str, str, str], bool]  # (field, catalogue value, the rest of the query) -> agree?
+# the words the parser itself reads ("under", "dollars", "cheap", "inches"): never spelling mistakes
+GRAMMAR = frozenset(
+    re.findall(
+        r"[a-z]{4,}",
+        " ".join(
+            [
+                UNITS,
+                *(p.pattern for _, p in PATTERNS),
+                *(w for ws in BAND_WORDS.values() for w in ws),
+                *GENDER_FORMS,
+            ]
+        ),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -150,6 +168,7 @@ class Intent:
     category: str | None = None  # a category name the query mentions
     only_attribute: str | None = None  # the query is just this attribute and a category ("black boots")
     note: str | None = None  # what was not applied, and why
+    corrections: dict[str, str] = field(default_factory=dict)  # a word as typed -> what was searched
 
     @property
     def empty(self) -> bool:
@@ -170,6 +189,8 @@ class Intent:
             out["category"] = self.category
         if self.note:
             out["note"] = self.note
+        if self.corrections:
+            out["corrections"] = dict(self.corrections)
         return out
 
 
@@ -179,10 +200,16 @@ def understand(
     agrees: Agrees,
     *,
     prices: bool = True,
+    spelling: Spelling | None = None,
+    known: Known | None = None,
 ) -> Intent:
     """Parse ``query``. ``prices``: whether the catalogue has prices (without them, price words stay
-    ordinary words). ``agrees`` confirms an attribute mention against the catalogue."""
+    ordinary words). ``agrees`` confirms an attribute mention against the catalogue. ``spelling``
+    corrects the words that neither it, the model nor ``known`` knows, before anything else is read."""
     text = " ".join(query.lower().split())
+    corrections: dict[str, str] = {}
+    if spelling is not None:
+        text, corrections = spelling.correct(text, lambda w: w in GRAMMAR or (known is not None and known(w)))
     notes: list[str] = []
     low = high = None
     if prices:
@@ -233,6 +260,7 @@ def understand(
         category=category,
         only_attribute=only,
         note="; ".join(notes) or None,
+        corrections=corrections,
     )
 
 

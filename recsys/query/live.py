@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,11 @@ class LiveIndex:
         delta_band = [_band(index.bands, p) for p in delta.products]
         band = np.concatenate([index.band, np.array(delta_band, dtype=np.int8)])
         return cls(index, delta, folder_signature, alive, terms, band)
+
+    @cached_property
+    def delta_terms(self) -> frozenset[str]:
+        """Every delta product's stemmed terms: words spelling correction leaves alone."""
+        return frozenset().union(*self.terms)
 
     @property
     def version(self) -> str:

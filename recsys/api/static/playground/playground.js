@@ -230,6 +230,11 @@
     for (const name of ["colour", "brand", "gender", "size", "material", "category"]) {
       if (intent[name]) chips.append(h("li", { class: "chip" }, `${name}: ${intent[name]}`));
     }
+    const typed = Object.keys(intent.corrections || {});
+    if (typed.length) {
+      line.append(h("p", { id: "spelling" }, "Showing results for ", h("strong", { text: intent.text }),
+        ` (you typed ${typed.join(", ")})`));
+    }
     line.append(h("p", { id: "intent-sentence" }, h("strong", { text: intentSentence(intent) })), chips);
     if (intent.note) line.append(h("p", { class: "muted" }, `Note: ${intent.note}`));
     line.append(
