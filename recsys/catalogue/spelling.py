@@ -8,8 +8,9 @@ stays "goofy" in a catalogue that never says it), not the query parser ("under",
 product added since the build. Words of fewer than four letters and words with a digit (model numbers,
 sizes) are left as typed.
 
-A word nobody knows becomes the catalogue word closest to it by Damerau-Levenshtein distance (one edit
-for words of up to seven letters, two for longer ones), or the two catalogue words it runs together
+A word nobody knows becomes the catalogue word closest to it in edits (insertions, deletions,
+substitutions and swaps of two neighbouring letters: the optimal string alignment distance, from
+rapidfuzz; one edit for words of up to seven letters, two for longer ones), or the two catalogue words it runs together
 ("weedwacker": "weed wacker", each of three letters or more), which counts as one edit. Among equals,
 a replacement that keeps the first letter wins (shoppers rarely mistype it), then a single word over a
 split, then the word more products use. Candidates are words at least two products use, so one
@@ -72,8 +73,13 @@ class Spelling:
         return frozenset(_stem_words(list(self.words)))
 
     @cached_property
-    def _choices(self) -> list[str]:
-        return [w for w, n in self.words.items() if n >= MIN_PRODUCTS and len(w) >= 2]
+    def _by_length(self) -> dict[int, list[str]]:
+        """The words a correction may be, by length (a word ``d`` edits off differs by at most ``d``)."""
+        out: dict[int, list[str]] = {}
+        for word, n in self.words.items():
+            if n >= MIN_PRODUCTS and len(word) >= 2:
+                out.setdefault(len(word), []).append(word)
+        return out
 
     def _unknown(self, word: str) -> bool:
         """A word to correct: long enough, letters only, and neither the catalogue nor the model knows it."""
@@ -107,13 +113,16 @@ class Spelling:
 
     def _closest(self, word: str) -> str | None:
         from rapidfuzz import process
-        from rapidfuzz.distance import DamerauLevenshtein
+        from rapidfuzz.distance import OSA
 
         limit = 1 if len(word) <= LONG else 2
         # (distance, first letter changed, a split, fewer products): the smallest wins
         ranked: list[tuple[tuple[int, bool, bool, int], str]] = []
+        near = [
+            w for n in range(len(word) - limit, len(word) + limit + 1) for w in self._by_length.get(n, ())
+        ]
         for choice, distance, _ in process.extract(
-            word, self._choices, scorer=DamerauLevenshtein.distance, score_cutoff=limit, limit=None
+            word, near, scorer=OSA.distance, score_cutoff=limit, limit=None
         ):
             ranked.append(((int(distance), choice[0] != word[0], False, -self.words[choice]), choice))
         for i in range(MIN_PART, len(word) - MIN_PART + 1):
