@@ -10,11 +10,14 @@ sizes) are left as typed.
 
 A word nobody knows becomes the catalogue word closest to it in edits (insertions, deletions,
 substitutions and swaps of two neighbouring letters: the optimal string alignment distance, from
-rapidfuzz; one edit for words of up to seven letters, two for longer ones), or the two catalogue words it runs together
-("weedwacker": "weed wacker", each of three letters or more), which counts as one edit. Among equals,
-a replacement that keeps the first letter wins (shoppers rarely mistype it), then a single word over a
-split, then the word more products use. Candidates are words at least two products use, so one
-product's misspelling is never the correction.
+rapidfuzz; one edit for words of up to seven letters, two for longer ones), or the two catalogue
+words it runs together ("weedwacker": "weed wacker", each of three letters or more), which counts as
+one edit. Among equals, a replacement that keeps the first letter wins (shoppers rarely mistype it),
+then a single word over a split, then the word more products use. Candidates are words at least two
+products use, so one product's misspelling is never the correction.
+
+Measured (README, Query understanding): homedepot hybrid nDCG@10 0.4201 to 0.4272 with corrections;
+crowdflower, where three queries change, 0.8345 to 0.8333 (products nobody judged).
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ Known = Callable[[str], bool]  # a word something else knows (a product added si
 
 @dataclass(frozen=True)
 class Spelling:
-    """``words[word] = the number of products whose title or description uses it``."""
+    """``words[word]``: how many products use the word (in the title, description, brand or categories);
+    ``model_words``: the words the model's tokenizer holds whole."""
 
     words: dict[str, int] = field(default_factory=dict)
     model_words: frozenset[str] = frozenset()
@@ -57,7 +61,7 @@ class Spelling:
         return cls(dict(counts), frozenset(model_words))
 
     def save(self, path: Path) -> None:
-        data = {"words": dict(self.words.items()), "model_words": sorted(self.model_words)}
+        data = {"words": self.words, "model_words": sorted(self.model_words)}
         path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
 
     @classmethod

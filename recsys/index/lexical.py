@@ -88,14 +88,21 @@ class Lexical:
     def scores(self, query: str) -> np.ndarray | None:
         """The lexical score of every document, or None when no query term is in any part's vocabulary."""
         total: np.ndarray | None = None
+        for name, scores in self.parts(query).items():
+            scores = scores * PARTS[name].weight
+            total = scores if total is None else total + scores
+        return total
+
+    def parts(self, query: str) -> dict[str, np.ndarray]:
+        """Each part's BM25 score of every document over its own maximum (on [0, 1]), for the parts
+        that have a query term and a document scoring above 0."""
+        out: dict[str, np.ndarray] = {}
         for name, vocab in self._vocab.items():
             ids = [vocab[t] for t in PARTS[name].tokenise(query) if t in vocab]
             if not ids:
                 continue
             scores = np.asarray(self._retrievers[name].get_scores_from_ids(ids), dtype=np.float32)
             top = float(scores.max())
-            if top <= 0:
-                continue
-            scores = scores * (PARTS[name].weight / top)
-            total = scores if total is None else total + scores
-        return total
+            if top > 0:
+                out[name] = scores / top
+        return out
