@@ -65,7 +65,7 @@ def test_a_word_nobody_knows_becomes_the_nearest_catalogue_words(typed: str, sea
         "faucet",  # the catalogue's word as it is
         "goofy movie",  # the model's own words, though no product uses them
         "hoses",  # a model word's plural
-        "fridg 50ft",  # too short to guess at; a number stays as typed
+        "hos 50ft",  # under four letters (though "hose" is one edit away); a number stays as typed
         "abc1234 galvanizd2",  # model numbers and words with a digit
         "zzzzqqqq",  # nothing near it: left as typed
     ],
