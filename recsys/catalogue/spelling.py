@@ -27,9 +27,8 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 from recsys.catalogue.products import Product
 
@@ -137,13 +136,7 @@ class Spelling:
         return min(ranked)[1] if ranked else None
 
 
-@lru_cache(maxsize=1)
-def _stemmer() -> Any:
-    import Stemmer
-
-    return Stemmer.Stemmer("english")  # BM25's (recsys.index.tokens)
-
-
 def _stem_words(words: list[str]) -> list[str]:
-    stems: list[str] = _stemmer().stemWords(words)
-    return stems
+    from recsys.index.tokens import stem_words  # BM25's stems: "known by its stem" means what BM25 matches
+
+    return stem_words(words)

@@ -79,8 +79,14 @@ def words(text: str) -> list[str]:
             if part in stop or (len(part) < 2 and not part.isdigit()):
                 continue
             out.append(part)
-    stems = _stemmer().stemWords(out)
+    stems = stem_words(out)
     return [w if _DIGIT.search(w) else s for w, s in zip(out, stems, strict=True)]
+
+
+def stem_words(terms: list[str]) -> list[str]:
+    """The English stems BM25 indexes (PyStemmer), one per term."""
+    stems: list[str] = _stemmer().stemWords(terms)
+    return stems
 
 
 def bigrams(text: str) -> list[str]:
