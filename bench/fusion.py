@@ -90,7 +90,7 @@ def main() -> int:
     report: dict[str, Any] = {"features": FEATURES, "sets": {}}
     for name, queries in data.items():
         fitted = _ascent([queries], served)
-        folds = _folds(queries, served)
+        folds = _folds({name: queries}, served)[name]
         row: dict[str, Any] = {
             "queries": len(queries),
             "served": round(_ndcg(queries, served), 4),
@@ -106,7 +106,7 @@ def main() -> int:
     if len(data) > 1:
         both = _ascent(list(data.values()), served)
         report["fitted_on_all"] = {name: round(_ndcg(q, both), 4) for name, q in data.items()}
-        report["fitted_on_all_five_fold"] = _joint_folds(data, served)
+        report["fitted_on_all_five_fold"] = _folds(data, served)
     coverage = FEATURES.index("title_coverage")
     report["title_coverage_bonus"] = {}
     for bonus in COVERAGE_BONUS:
@@ -221,10 +221,9 @@ def _ascent(sets: list[list[Query]], start: np.ndarray, rounds: int = 6) -> np.n
     return weights
 
 
-def _joint_folds(
-    data: dict[str, list[Query]], start: np.ndarray, k: int = 5, seed: int = 0
-) -> dict[str, float]:
-    """Fitted to four fifths of every set at once, scored on each set's fifth left out."""
+def _folds(data: dict[str, list[Query]], start: np.ndarray, k: int = 5, seed: int = 0) -> dict[str, float]:
+    """Fitted to four fifths of every set of ``data`` at once (one set: the plain five folds), scored on
+    each set's fifth left out."""
     rng = np.random.default_rng(seed)
     orders = {name: rng.permutation(len(queries)) for name, queries in data.items()}
     splits = {name: np.array_split(order, k) for name, order in orders.items()}
@@ -236,16 +235,6 @@ def _joint_folds(
         for name, queries in data.items():
             totals[name] += _ndcg([queries[i] for i in splits[name][fold]], fitted) * len(held[name])
     return {name: round(totals[name] / len(queries), 4) for name, queries in data.items()}
-
-
-def _folds(queries: list[Query], start: np.ndarray, k: int = 5, seed: int = 0) -> float:
-    order = np.random.default_rng(seed).permutation(len(queries))
-    total = 0.0
-    for held in np.array_split(order, k):
-        out = set(held.tolist())
-        fitted = _ascent([[queries[i] for i in order if i not in out]], start)
-        total += _ndcg([queries[i] for i in held], fitted) * len(held)
-    return total / len(queries)
 
 
 if __name__ == "__main__":
